@@ -1,0 +1,102 @@
+"""Helpers shared by the fitting and evaluation scripts (not part of the package)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "faces"
+
+# Real sources whose photos were aligned with the FFHQ procedure (the geometry check's
+# hard negatives); every other real source is an ordinary photo.
+ALIGNED_REAL_GENERATORS = frozenset({"ffhq", "celebahq", "real-misc-aligned"})
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Records of a JSON Lines scan; a torn last line (killed scan) is skipped."""
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def read_sources(data: Path) -> dict[str, dict[str, str]]:
+    """SOURCES.tsv rows keyed by 'label/file' (empty when the table is absent)."""
+    table = data / "SOURCES.tsv"
+    if not table.exists():
+        return {}
+    lines = table.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    return {row[0]: dict(zip(header, row, strict=False)) for row in (ln.split("\t") for ln in lines[1:])}
+
+
+def relative_key(path: str) -> str:
+    """'…/faces/gan/x.jpg' → 'gan/x.jpg' (label folder and file name)."""
+    parts = Path(path).parts
+    return "/".join(parts[-2:])
+
+
+def label_of(key: str) -> int | None:
+    top = key.split("/")[0]
+    return {"gan": 1, "real": 0}.get(top)
+
+
+def source_of(key: str) -> str:
+    """'gan/hardfakevsreal__fake_1.jpg' → 'gan/hardfakevsreal'."""
+    label, name = key.split("/", 1)
+    return f"{label}/{name.split('__', 1)[0]}"
+
+
+def roc_metrics(y: Sequence[int], s: Sequence[float], fprs: Iterable[float] = (0.01, 0.005)) -> dict[str, Any]:
+    """AUC and TPR at the given false-positive rates (thresholds from the negatives)."""
+    y_a = np.asarray(y, int)
+    s_a = np.asarray(s, float)
+    pos, neg = s_a[y_a == 1], s_a[y_a == 0]
+    out: dict[str, Any] = {"n_pos": int(len(pos)), "n_neg": int(len(neg))}
+    if len(pos) == 0 or len(neg) == 0:
+        return out
+    # Mann-Whitney AUC with ties counted half.
+    order = np.argsort(np.concatenate([neg, pos]), kind="mergesort")
+    ranks = np.empty(len(order))
+    allv = np.concatenate([neg, pos])[order]
+    i = 0
+    while i < len(allv):
+        j = i
+        while j + 1 < len(allv) and allv[j + 1] == allv[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    auc = (ranks[len(neg):].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
+    out["auc"] = round(float(auc), 4)
+    for fpr in fprs:
+        t = threshold_at_fpr(neg, fpr)
+        out[f"tpr_at_fpr_{fpr:g}"] = round(float(np.mean(pos > t)), 4)
+    return out
+
+
+def threshold_at_fpr(neg: np.ndarray, fpr: float) -> float:
+    """Smallest threshold t with mean(neg > t) <= fpr."""
+    neg = np.sort(np.asarray(neg, float))
+    k = int(np.floor(fpr * len(neg)))  # negatives allowed above t
+    return float(neg[len(neg) - k - 1]) if k < len(neg) else float(neg[0]) - 1e-9
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A Markdown table."""
+    head = "| " + " | ".join(columns) + " |\n|" + "|".join("---" for _ in columns) + "|\n"
+    body = "".join("| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |\n" for r in rows)
+    return head + body
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)

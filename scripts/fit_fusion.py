@@ -1,0 +1,304 @@
+"""Fit the glasses and backdrop score models and the fusion, from a scan of the collection.
+
+    ganscreen scan ../shared/data/faces -o scratch/collection.jsonl --fail-on never
+    python scripts/fit_fusion.py scratch/collection.jsonl
+
+The scan records every check's raw measures, so refitting needs no rescan. The collection is
+split in half within every source (seed 0): the fit half trains the models, the held-out
+half sets the verdict thresholds and gives the reported metrics. Writes
+``models/checks.json``, ``models/fusion.json`` and a metrics JSON (``--metrics``), then
+updates ``models/MANIFEST.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_predict
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    ALIGNED_REAL_GENERATORS,
+    DEFAULT_DATA,
+    ROOT,
+    label_of,
+    read_records,
+    read_sources,
+    relative_key,
+    roc_metrics,
+    source_of,
+    table,
+    threshold_at_fpr,
+)
+from ganscreen.checks import CheckResult, logistic_score  # noqa: E402
+from ganscreen.fusion import features  # noqa: E402
+
+# Each feature with the direction its design says it moves on GAN (or glasses) evidence.
+# The fit keeps a feature only if the data agree with that direction: a check must never
+# come to mean the opposite of its name because of a quirk of the collection.
+PRESENCE_FEATURES = {"bridge_edge": +1, "rim_edge": +1, "band_edge": +1}
+ASYMMETRY_FEATURES = {"lens_asymmetry": +1, "temple_asymmetry": +1, "orientation_asymmetry": +1,
+                      "asymmetry_excess": +1, "light_asymmetry": -1}
+BACKDROP_FEATURES = {"coherence": -1, "smear": -1, "mirror": +1, "textured_fraction": -1}
+CHECKS = ["geometry", "glasses", "backdrop"]
+SEED = 0
+
+
+def fit_signed(rows: list[dict[str, Any]], check: str, y: np.ndarray,
+               signs: dict[str, int]) -> dict[str, Any]:
+    """Logistic regression on the features whose fitted sign matches the design."""
+    names = list(signs)
+    while True:
+        params = fit_logistic(matrix(rows, check, names), y, names)
+        wrong = [n for n in names if params["weights"][n] * signs[n] < 0]
+        if not wrong:
+            params["dropped"] = sorted(set(signs) - set(names))
+            return params
+        names = [n for n in names if n not in wrong]
+        if not names:
+            return {"bias": 0.0, "weights": {}, "mean": {}, "scale": {}, "dropped": sorted(signs)}
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, names: list[str], *, c: float = 1.0) -> dict[str, Any]:
+    """Standardised logistic regression, stored in the package's parameter format."""
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-9
+    model = LogisticRegression(C=c, class_weight="balanced", max_iter=1000)
+    model.fit((x - mean) / scale, y)
+    return {
+        "bias": float(model.intercept_[0]),
+        "weights": {n: float(w) for n, w in zip(names, model.coef_[0], strict=True)},
+        "mean": {n: float(m) for n, m in zip(names, mean, strict=True)},
+        "scale": {n: float(s) for n, s in zip(names, scale, strict=True)},
+    }
+
+
+def matrix(rows: list[dict[str, Any]], check: str, names: list[str]) -> np.ndarray:
+    return np.array([[float(r["checks"][check][n]) for n in names] for r in rows])
+
+
+def split_by_source(keys: list[str]) -> set[str]:
+    """Half of every source's files (seed 0): the held-out half."""
+    rng = np.random.default_rng(SEED)
+    by_source: dict[str, list[str]] = {}
+    for k in sorted(keys):
+        by_source.setdefault(source_of(k), []).append(k)
+    held: set[str] = set()
+    for files in by_source.values():
+        order = rng.permutation(len(files))
+        held.update(files[i] for i in order[: len(files) // 2])
+    return held
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("scan", type=Path, help="JSON Lines scan of the training collection")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--labels", type=Path, default=ROOT / "scripts" / "data" / "glasses_labels.tsv")
+    ap.add_argument("--metrics", type=Path, default=ROOT / "scratch" / "fit_metrics.json")
+    ap.add_argument("--gan-fpr", type=float, default=0.01, help="held-out FPR at the gan threshold")
+    ap.add_argument("--real-tpr", type=float, default=0.95, help="held-out TPR kept above the real threshold")
+    args = ap.parse_args()
+
+    sources = read_sources(args.data)
+    records = {relative_key(r["path"]): r for r in read_records(args.scan)}
+    keys = sorted(k for k in records if label_of(k) is not None)
+    ok = [k for k in keys if records[k]["status"] == "ok"]
+    held = split_by_source(keys)
+    fit_keys = [k for k in ok if k not in held]
+    y_all = {k: label_of(k) for k in keys}
+    metrics: dict[str, Any] = {"n_records": len(keys), "n_ok": len(ok),
+                               "n_no_face": sum(records[k]["status"] == "no_face" for k in keys),
+                               "n_error": sum(records[k]["status"] == "error" for k in keys)}
+
+    # --- glasses presence: the hand labels
+    labels = {}
+    for line in args.labels.read_text().splitlines()[1:]:
+        f, g, a = (line.split("\t") + ["", ""])[:3]
+        labels[f] = (int(g), a)
+    lab_keys = [k for k in labels if k in records and "bridge_edge" in records[k]["checks"].get("glasses", {})]
+    yg = np.array([labels[k][0] for k in lab_keys])
+    presence = fit_signed([records[k] for k in lab_keys], "glasses", yg, PRESENCE_FEATURES)
+    xg = matrix([records[k] for k in lab_keys], "glasses", list(presence["weights"]))
+    cv = cross_val_predict(LogisticRegression(class_weight="balanced", max_iter=1000),
+                           (xg - xg.mean(0)) / (xg.std(0) + 1e-9), yg, cv=5, method="predict_proba")[:, 1]
+    f1 = {t: _f1(yg, cv >= t) for t in np.round(np.arange(0.3, 0.96, 0.05), 2)}
+    presence_threshold = float(max(f1, key=f1.get))
+    metrics["glasses_presence"] = {
+        "n_labelled": len(lab_keys), "n_glasses": int(yg.sum()),
+        "cv_auc": roc_metrics(yg, cv)["auc"], "threshold": presence_threshold,
+        "cv_f1": round(f1[presence_threshold], 3),
+        "cv_precision": round(float(yg[cv >= presence_threshold].mean()), 3),
+        "cv_recall": round(float((cv[yg == 1] >= presence_threshold).mean()), 3),
+    }
+
+    def p_present(k: str) -> float:
+        return logistic_score(records[k]["checks"]["glasses"], presence)
+
+    # --- glasses asymmetry: among faces wearing glasses, GAN vs real
+    has_g = [k for k in ok if "bridge_edge" in records[k]["checks"].get("glasses", {})]
+    wearing_fit = [k for k in has_g if k not in held and p_present(k) >= presence_threshold]
+    ya = np.array([y_all[k] for k in wearing_fit])
+    asymmetry = fit_signed([records[k] for k in wearing_fit], "glasses", ya, ASYMMETRY_FEATURES)
+
+    def glasses_score(k: str) -> float:
+        return p_present(k) * logistic_score(records[k]["checks"]["glasses"], asymmetry)
+
+    real_fit_g = np.array([glasses_score(k) for k in has_g if k not in held and y_all[k] == 0])
+    glasses_flag = max(0.5, threshold_at_fpr(real_fit_g, 0.01))
+    wearing_held = [k for k in has_g if k in held and p_present(k) >= presence_threshold]
+    asym_lab = [k for k in lab_keys if labels[k][0] == 1 and labels[k][1] in ("0", "1")]
+    metrics["glasses_asymmetry"] = {
+        "held_out_gan_vs_real_among_wearers": roc_metrics(
+            [y_all[k] for k in wearing_held], [glasses_score(k) for k in wearing_held]),
+        "hand_labelled_asymmetric_vs_symmetric": roc_metrics(
+            [int(labels[k][1]) for k in asym_lab],
+            [logistic_score(records[k]["checks"]["glasses"], asymmetry) for k in asym_lab]),
+        "flag_threshold": round(glasses_flag, 4),
+    }
+
+    # --- backdrop
+    has_b = [k for k in ok if records[k]["checks"].get("backdrop", {}).get("coherence") is not None]
+    bfit = [k for k in has_b if k not in held]
+    backdrop = fit_signed([records[k] for k in bfit], "backdrop", np.array([y_all[k] for k in bfit]),
+                          BACKDROP_FEATURES)
+
+    def backdrop_score(k: str) -> float:
+        return logistic_score(records[k]["checks"]["backdrop"], backdrop)
+
+    backdrop_flag = max(0.5, threshold_at_fpr(
+        np.array([backdrop_score(k) for k in bfit if y_all[k] == 0]), 0.02))
+    bheld = [k for k in has_b if k in held]
+    metrics["backdrop"] = {"held_out": roc_metrics([y_all[k] for k in bheld], [backdrop_score(k) for k in bheld]),
+                           "flag_threshold": round(backdrop_flag, 4)}
+
+    # --- fusion
+    def check_results(k: str) -> dict[str, CheckResult]:
+        c = records[k]["checks"]
+        geo = c.get("geometry", {}).get("score")
+        return {
+            "geometry": CheckResult(score=geo),
+            "glasses": CheckResult(score=glasses_score(k) if k in has_g_set else None),
+            "backdrop": CheckResult(score=backdrop_score(k) if k in has_b_set else None),
+        }
+
+    has_g_set, has_b_set = set(has_g), set(has_b)
+    names = [f"{c}_logit" for c in CHECKS]
+
+    def fx(k: str) -> list[float]:
+        f = features(check_results(k), CHECKS)
+        return [f[n] for n in names]
+
+    xf = np.array([fx(k) for k in fit_keys])
+    yf = np.array([y_all[k] for k in fit_keys])
+    fusion_model = LogisticRegression(C=1.0, max_iter=1000).fit(xf, yf)
+    weights = {n: float(w) for n, w in zip(names, fusion_model.coef_[0], strict=True)}
+    bias = float(fusion_model.intercept_[0])
+
+    def fused(k: str) -> float:
+        x = np.array(fx(k))
+        return float(1 / (1 + np.exp(-(bias + x @ np.array([weights[n] for n in names])))))
+
+    held_ok = [k for k in ok if k in held]
+    yh = np.array([y_all[k] for k in held_ok])
+    sh = np.array([fused(k) for k in held_ok])
+    gan_t = threshold_at_fpr(sh[yh == 0], args.gan_fpr)
+    gan_t = min(max(gan_t, 0.5), 0.999)
+    real_t = float(np.quantile(sh[yh == 1], 1 - args.real_tpr))
+    real_t = min(real_t, gan_t)
+    metrics["fusion"] = _fusion_metrics(held_ok, yh, sh, gan_t, real_t, sources)
+    metrics["per_check_held_out"] = {
+        "geometry": roc_metrics(yh, [records[k]["checks"]["geometry"].get("score") or 0.0 for k in held_ok]),
+    }
+
+    version = "fusion-" + dt.date.today().isoformat()
+    checks_json = {
+        "version": "checks-" + dt.date.today().isoformat(),
+        "glasses": {"presence": presence, "asymmetry": asymmetry,
+                    "presence_threshold": presence_threshold, "flag_threshold": round(glasses_flag, 4)},
+        "backdrop": {"model": backdrop, "flag_threshold": round(backdrop_flag, 4)},
+    }
+    fusion_json = {
+        "version": version,
+        "checks": CHECKS,
+        "bias": bias,
+        "weights": weights,
+        "thresholds": {"gan": round(gan_t, 5), "real": round(real_t, 5)},
+        "operating_point": {
+            "gan": f"held-out FPR {args.gan_fpr:g} on all reals of the training collection",
+            "real": f"held-out TPR {args.real_tpr:g} on its GAN faces",
+        },
+        "provenance": {"script": "scripts/fit_fusion.py", "seed": SEED, "scan": str(args.scan.name),
+                       "split": "half of every source held out"},
+    }
+    models = ROOT / "models"
+    (models / "checks.json").write_text(json.dumps(checks_json, indent=2) + "\n")
+    (models / "fusion.json").write_text(json.dumps(fusion_json, indent=2) + "\n")
+    args.metrics.parent.mkdir(parents=True, exist_ok=True)
+    args.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
+    import update_manifest
+
+    update_manifest.main()
+    _print(metrics)
+
+
+def _fusion_metrics(keys: list[str], y: np.ndarray, s: np.ndarray, gan_t: float, real_t: float,
+                    sources: dict[str, dict[str, str]]) -> dict[str, Any]:
+    gens = np.array([sources.get(k, {}).get("generator", "") for k in keys])
+    ordinary = (y == 1) | ~np.isin(gens, list(ALIGNED_REAL_GENERATORS))
+    aligned = (y == 1) | np.isin(gens, list(ALIGNED_REAL_GENERATORS))
+    out: dict[str, Any] = {
+        "thresholds": {"gan": gan_t, "real": real_t},
+        "held_out_all": roc_metrics(y, s),
+        "held_out_vs_ordinary_reals": roc_metrics(y[ordinary], s[ordinary]),
+        "held_out_vs_aligned_reals": roc_metrics(y[aligned], s[aligned]),
+        "brier": round(float(np.mean((s - y) ** 2)), 4),
+        "calibration": _reliability(y, s),
+    }
+    rows = []
+    srcs = np.array([source_of(k) for k in keys])
+    for src in sorted(set(srcs)):
+        m = srcs == src
+        rows.append({
+            "source": src, "n": int(m.sum()),
+            "gan": round(float(np.mean(s[m] >= gan_t)), 3),
+            "uncertain": round(float(np.mean((s[m] < gan_t) & (s[m] > real_t))), 3),
+            "real": round(float(np.mean(s[m] <= real_t)), 3),
+            "mean_score": round(float(s[m].mean()), 3),
+        })
+    out["per_source_verdicts"] = rows
+    return out
+
+
+def _reliability(y: np.ndarray, s: np.ndarray) -> list[dict[str, float]]:
+    bins = np.linspace(0, 1, 6)
+    rows = []
+    for lo, hi in zip(bins[:-1], bins[1:], strict=True):
+        m = (s >= lo) & ((s < hi) if hi < 1 else (s <= hi))
+        if m.any():
+            rows.append({"bin": f"{lo:.1f}-{hi:.1f}", "n": int(m.sum()),
+                         "mean_score": round(float(s[m].mean()), 3), "gan_rate": round(float(y[m].mean()), 3)})
+    return rows
+
+
+def _f1(y: np.ndarray, pred: np.ndarray) -> float:
+    tp = float(np.sum(pred & (y == 1)))
+    return 2 * tp / max(float(pred.sum() + (y == 1).sum()), 1.0)
+
+
+def _print(metrics: dict[str, Any]) -> None:
+    fusion = metrics.pop("fusion")
+    print(json.dumps(metrics, indent=2))
+    print(json.dumps({k: v for k, v in fusion.items() if k != "per_source_verdicts"}, indent=2))
+    print(table(fusion["per_source_verdicts"], ["source", "n", "gan", "uncertain", "real", "mean_score"]))
+
+
+if __name__ == "__main__":
+    main()

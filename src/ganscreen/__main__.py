@@ -1,0 +1,3 @@
+from ganscreen.cli import main
+
+main()

@@ -1,0 +1,119 @@
+"""Backdrop distortion: smeared, blob-like, incoherent or mirrored background texture.
+
+StyleGAN backgrounds are painted by the same generator as the face: walls and shelves lose
+their straight lines and become blobs, and FFHQ's reflect-padding taught it to mirror
+content across invisible axes near the borders. Everything is measured on the image scaled
+to a fixed size (so resolution does not matter), outside a generous ellipse around the
+face and hair, above the shoulders.
+
+Measures:
+- ``coherence``: mean structure-tensor coherence of the textured background pixels; real
+  scenes have straight, oriented edges (near 1), smeared GAN texture is isotropic (low).
+- ``smear``: background high-frequency energy relative to the face's; low means the
+  background is smoothed far more than the face.
+- ``mirror``: best normalised correlation between a strip and its mirror image across an
+  axis near a border (reflect-padding ghosts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ganscreen._assets import load_json
+from ganscreen.checks import CheckContext, CheckResult, logistic_score, not_judged
+
+FLAG = "backdrop_distortion"
+WORK_SIDE = 256  # the image's longer side during analysis
+MIN_BACKGROUND = 0.10  # fraction of the image that must be background to judge
+MIRROR_STRIP = 12  # pixels on each side of a candidate mirror axis
+MIRROR_SPAN = 0.30  # candidate axes lie within this fraction of the side from a border
+
+
+class BackdropCheck:
+    name = "backdrop"
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        params = params if params is not None else load_json("checks.json")["backdrop"]
+        self.model = params["model"]
+        self.flag_threshold = float(params["flag_threshold"])
+
+    def run(self, ctx: CheckContext) -> CheckResult:
+        if ctx.face is None:
+            return not_judged("no face")
+        height, width = ctx.image.shape[:2]
+        scale = WORK_SIDE / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = cv2.resize(ctx.image, size, interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        box = ctx.face.box.astype(np.float64) * scale
+        background, face_region = masks(grey.shape, box)
+        fraction = float(background.mean())
+        if fraction < MIN_BACKGROUND:
+            return not_judged("too little background around the face", background_fraction=fraction)
+        measures = {"background_fraction": fraction, **measure(grey, background, face_region)}
+        score = logistic_score(measures, self.model)
+        flags = (FLAG,) if score >= self.flag_threshold else ()
+        return CheckResult(score=score, measures=measures, flags=flags)
+
+
+def masks(shape: tuple[int, ...], box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Background (outside face, hair and shoulders) and face masks for a face box."""
+    h, w = shape[:2]
+    x1, y1, x2, y2 = box
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    bw, bh = x2 - x1, y2 - y1
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    # Face, hair and neck: an ellipse well beyond the box, raised to take in the hair.
+    head = ((xx - cx) / (0.8 * bw)) ** 2 + ((yy - (cy - 0.15 * bh)) / (0.95 * bh)) ** 2 <= 1
+    shoulders = yy > y2 + 0.1 * bh
+    background = ~head & ~shoulders
+    face = ((xx - cx) / (0.45 * bw)) ** 2 + ((yy - cy) / (0.45 * bh)) ** 2 <= 1
+    return background, face
+
+
+def measure(grey: np.ndarray, background: np.ndarray, face: np.ndarray) -> dict[str, float]:
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+    # Structure tensor, smoothed: coherence = ((l1 - l2) / (l1 + l2)).
+    jxx = cv2.GaussianBlur(gx * gx, (0, 0), 2.0)
+    jyy = cv2.GaussianBlur(gy * gy, (0, 0), 2.0)
+    jxy = cv2.GaussianBlur(gx * gy, (0, 0), 2.0)
+    trace = jxx + jyy
+    coherence = np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2) / (trace + 1e-6)
+    textured = background & (trace > 100.0)
+    lap = np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=3))
+    face_hf = float(lap[face].mean()) if face.any() else 0.0
+    bg_hf = float(lap[background].mean())
+    return {
+        "coherence": float(coherence[textured].mean()) if textured.sum() >= 50 else 1.0,
+        "textured_fraction": float(textured.sum() / max(background.sum(), 1)),
+        "smear": float(np.log((bg_hf + 0.5) / (face_hf + 0.5))),
+        "mirror": mirror_score(grey),
+    }
+
+
+def mirror_score(grey: np.ndarray) -> float:
+    """Best correlation of a strip with its mirror across an axis near any border.
+
+    Each row's mean over the window is removed first, so structure running along the axis
+    (a wall edge, a gradient) is not mistaken for a reflection across it.
+    """
+    best = 0.0
+    smooth = cv2.GaussianBlur(grey, (0, 0), 1.0)
+    k = MIRROR_STRIP
+    for img in (smooth, smooth.T):  # vertical axes, then horizontal ones
+        n = img.shape[1]
+        span = max(k + 1, int(MIRROR_SPAN * n))
+        for axis in [*range(k, span), *range(n - span, n - k)]:
+            window = img[:, axis - k: axis + k]
+            window = window - window.mean(axis=1, keepdims=True)
+            left, right = window[:, :k][:, ::-1], window[:, k:]
+            if left.std() < 4.0 or right.std() < 4.0:
+                continue
+            denom = float(np.sqrt((left * left).sum() * (right * right).sum()))
+            best = max(best, float((left * right).sum()) / denom)
+    return best

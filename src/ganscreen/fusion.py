@@ -1,0 +1,76 @@
+"""Fusion: the check scores become one calibrated probability, a verdict and flags.
+
+The fusion model is a logistic regression on each check's score logit (and, per check, an
+indicator that it could not judge), fitted by ``scripts/fit_fusion.py`` on the training
+collection. Its thresholds come from the ROC of a held-out split: ``gan`` above the score
+that keeps the false-positive rate at the documented operating point, ``real`` below the
+score that still catches the documented share of GAN faces, ``uncertain`` in between.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ganscreen._assets import load_json
+from ganscreen.checks import CheckResult, sigmoid
+
+LOGIT_CLIP = 6.0  # |logit| cap so one saturated check cannot dominate
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    score: float | None
+    verdict: str | None  # "gan", "real" or "uncertain"; None when nothing could be judged
+    flags: tuple[str, ...]
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return max(-LOGIT_CLIP, min(LOGIT_CLIP, math.log(p / (1 - p))))
+
+
+def features(results: Mapping[str, CheckResult], checks: Sequence[str]) -> dict[str, float]:
+    """The fusion model's inputs: each check's score logit, 0 (no evidence) when it could
+    not judge. Missing checks carry no weight of their own: in the training collection
+    "could not judge" mostly means "tightly cropped real photo", a shortcut not to learn."""
+    out: dict[str, float] = {}
+    for name in checks:
+        result = results.get(name)
+        score = None if result is None else result.score
+        out[f"{name}_logit"] = 0.0 if score is None else logit(score)
+    return out
+
+
+class Fusion:
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        params = params if params is not None else load_json("fusion.json")
+        self.version = str(params["version"])
+        self.checks = tuple(params["checks"])
+        self.weights: Mapping[str, float] = params["weights"]
+        self.bias = float(params["bias"])
+        self.gan_threshold = float(params["thresholds"]["gan"])
+        self.real_threshold = float(params["thresholds"]["real"])
+        self.operating_point: Mapping[str, Any] = params.get("operating_point", {})
+
+    def probability(self, results: Mapping[str, CheckResult]) -> float | None:
+        if not any(r.score is not None for r in results.values()):
+            return None
+        x = features(results, self.checks)
+        return sigmoid(self.bias + sum(w * x[k] for k, w in self.weights.items()))
+
+    def verdict_for(self, score: float | None) -> str | None:
+        if score is None:
+            return None
+        if score >= self.gan_threshold:
+            return "gan"
+        if score <= self.real_threshold:
+            return "real"
+        return "uncertain"
+
+    def decide(self, results: Mapping[str, CheckResult]) -> Verdict:
+        score = self.probability(results)
+        flags = tuple(dict.fromkeys(f for r in results.values() for f in r.flags))
+        return Verdict(score=score, verdict=self.verdict_for(score), flags=flags)

@@ -1,0 +1,182 @@
+"""The Screener: images → faces → checks → fusion → one Report per input.
+
+``Screener.scan`` streams: it decodes a batch of inputs, detects faces for the whole batch
+in one MTCNN pass per image size, runs the checks and yields reports in input order, so
+memory stays flat however many files are scanned.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ganscreen._assets import bundle_digest
+from ganscreen._version import __version__
+from ganscreen.checks import Check, CheckContext, CheckResult
+from ganscreen.checks.backdrop import BackdropCheck
+from ganscreen.checks.geometry import GeometryCheck
+from ganscreen.checks.glasses import ALIGNED_SIZE, GlassesCheck
+from ganscreen.faces import Face, FaceDetector, align_face, primary_face, resolve_device
+from ganscreen.fusion import Fusion
+from ganscreen.images import ImageLoadError, InputFile, LoadedImage, iter_inputs, load_image
+from ganscreen.report import ImageInfo, Report
+
+DEFAULT_BATCH_SIZE = 8
+
+
+def default_checks() -> list[Check]:
+    return [GeometryCheck(), GlassesCheck(), BackdropCheck()]
+
+
+class Screener:
+    """Screens images for GAN-generated faces.
+
+    Parameters
+    ----------
+    device:
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or a ``torch.device``.
+    batch_size:
+        Images decoded and sent through face detection together.
+    checks:
+        The checks to run; defaults to every shipped check.
+    """
+
+    def __init__(self, *, device: str | torch.device = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
+                 checks: Sequence[Check] | None = None, fusion: Fusion | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+        self.detector = FaceDetector(device=self.device)
+        self.checks: list[Check] = list(checks) if checks is not None else default_checks()
+        self.fusion = fusion if fusion is not None else Fusion()
+        self.model_info = {
+            "version": f"ganscreen-{__version__}/{self.fusion.version}",
+            "sha256": bundle_digest(),
+        }
+
+    # ------------------------------------------------------------------ public API
+
+    def screen(self, image: str | os.PathLike[str] | bytes | Image.Image) -> Report:
+        """Screen one image given as a path, encoded bytes or a PIL image."""
+        path = str(image) if isinstance(image, (str, os.PathLike)) else None
+        return self._screen_batch([(path, image)])[0]
+
+    def scan(self, paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], *,
+             all_files: bool = False, follow_symlinks: bool = False) -> Iterator[Report]:
+        """Yield one report per input file under ``paths`` (files or folders), in order."""
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        inputs = iter_inputs(paths, all_files=all_files, follow_symlinks=follow_symlinks)
+        yield from self.scan_inputs(inputs)
+
+    def scan_inputs(self, inputs: Iterable[InputFile]) -> Iterator[Report]:
+        batch: list[InputFile] = []
+        for item in inputs:
+            batch.append(item)
+            if len(batch) >= self.batch_size:
+                yield from self._screen_inputs(batch)
+                batch = []
+        if batch:
+            yield from self._screen_inputs(batch)
+
+    # ------------------------------------------------------------------ internals
+
+    def _screen_inputs(self, batch: list[InputFile]) -> list[Report]:
+        reports: list[Report | None] = [None] * len(batch)
+        todo: list[tuple[int, str, Path]] = []
+        for i, item in enumerate(batch):
+            if item.error is not None:
+                reports[i] = self._error(str(item.path), item.error, _file_info(item.path))
+            else:
+                todo.append((i, str(item.path), item.path))
+        screened = self._screen_batch([(p, src) for _, p, src in todo])
+        for (i, _, src), report in zip(todo, screened, strict=True):
+            report.file = _file_info(src)
+            reports[i] = report
+        return [r for r in reports if r is not None]
+
+    def _screen_batch(self, items: list[tuple[str | None, object]]) -> list[Report]:
+        reports: list[Report | None] = [None] * len(items)
+        loaded: list[tuple[int, LoadedImage]] = []
+        for i, (path, source) in enumerate(items):
+            try:
+                loaded.append((i, load_image(source)))  # type: ignore[arg-type]
+            except ImageLoadError as exc:
+                reports[i] = self._error(path, str(exc))
+            except Exception as exc:  # never let one file end a batch
+                reports[i] = self._error(path, f"unexpected error while reading: {_one_line(exc)}")
+        if loaded:
+            try:
+                all_faces = self.detector.detect_batch([img.rgb for _, img in loaded])
+            except Exception:
+                all_faces = [self._detect_one(img.rgb) for _, img in loaded]
+            for (i, img), faces in zip(loaded, all_faces, strict=True):
+                path = items[i][0]
+                try:
+                    if isinstance(faces, Exception):
+                        raise faces
+                    reports[i] = self._judge(path, img, faces)
+                except Exception as exc:
+                    reports[i] = self._error(path, f"analysis failed: {_one_line(exc)}",
+                                             image=_info(img))
+        return [r for r in reports if r is not None]
+
+    def _detect_one(self, rgb: np.ndarray) -> list[Face] | Exception:
+        try:
+            return self.detector.detect(rgb)
+        except Exception as exc:
+            return exc
+
+    def _judge(self, path: str | None, img: LoadedImage, faces: list[Face]) -> Report:
+        face = primary_face(faces)
+        aligned = align_face(img.rgb, face, size=ALIGNED_SIZE) if face is not None else None
+        ctx = CheckContext(image=img.rgb, faces=tuple(faces), face=face, aligned=aligned)
+        results: dict[str, CheckResult] = {check.name: check.run(ctx) for check in self.checks}
+        decision = self.fusion.decide(results)
+        verdict = decision.verdict
+        if verdict is None and face is not None:
+            verdict = "uncertain"  # a face no check could judge is not cleared
+        return Report(
+            path=path,
+            status="ok" if face is not None else "no_face",
+            score=decision.score,
+            verdict=verdict,
+            flags=decision.flags,
+            image=_info(img),
+            faces=tuple(faces),
+            checks=results,
+            model=self.model_info,
+        )
+
+    def _error(self, path: str | None, message: str, file: dict | None = None, *,
+               image: ImageInfo | None = None) -> Report:
+        return Report(path=path, status="error", error=_one_line(message), image=image,
+                      model=self.model_info, file=file)
+
+
+def _info(img: LoadedImage) -> ImageInfo:
+    return ImageInfo(width=img.width, height=img.height, format=img.format)
+
+
+def _file_info(path: Path) -> dict[str, int | float] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime": round(st.st_mtime, 3)}
+
+
+def _one_line(message: object) -> str:
+    text = " ".join(str(message).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def screen(image: str | os.PathLike[str] | bytes | Image.Image, *, device: str = "auto") -> Report:
+    """Screen one image with a fresh :class:`Screener` (convenient, not for batches)."""
+    return Screener(device=device).screen(image)

@@ -1,0 +1,41 @@
+"""Shared fixtures: the real detector and screener (built once), the shipped samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganscreen import Screener
+from ganscreen.faces import Face, FaceDetector
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def screener() -> Screener:
+    return Screener(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def detector() -> FaceDetector:
+    return FaceDetector(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    return np.asarray(Image.open(SAMPLES / "astronaut.png").convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def astronaut_face(detector: FaceDetector, astronaut: np.ndarray) -> Face:
+    faces = detector.detect(astronaut)
+    assert len(faces) == 1
+    return faces[0]

@@ -1,0 +1,589 @@
+"""Tests for ganscreen.images: decoding every input to 8-bit RGB and discovering inputs.
+
+Every image used here is generated in ``tmp_path`` (or in memory) with Pillow and numpy.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganscreen.images import (
+    MAX_PIXELS,
+    ImageLoadError,
+    InputFile,
+    LoadedImage,
+    iter_inputs,
+    load_image,
+)
+
+WHITE = (255, 255, 255)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _save(img: Image.Image, path: Path, fmt: str | None = None, **kwargs) -> Path:
+    img.save(path, format=fmt, **kwargs)
+    return path
+
+
+def _encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def _px(loaded: LoadedImage, x: int, y: int) -> tuple[int, int, int]:
+    return tuple(int(v) for v in loaded.rgb[y, x])
+
+
+def _assert_close(actual, expected, tol: int) -> None:
+    diff = np.abs(np.asarray(actual, dtype=int) - np.asarray(expected, dtype=int))
+    assert diff.max() <= tol, f"{tuple(actual)} differs from {tuple(expected)} by more than {tol}"
+
+
+def _assert_valid(loaded: LoadedImage, width: int, height: int) -> None:
+    assert isinstance(loaded, LoadedImage)
+    assert loaded.rgb.shape == (height, width, 3)
+    assert loaded.rgb.dtype == np.uint8
+    assert loaded.rgb.flags["C_CONTIGUOUS"]
+    assert (loaded.width, loaded.height) == (width, height)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A well-formed PNG (valid CRCs) whose IHDR claims ``width`` x ``height`` 8-bit grey
+    pixels, followed by a tiny IDAT that holds only a few rows' worth of data."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b"\0" * 100))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _load_error(source, **kwargs) -> str:
+    with pytest.raises(ImageLoadError) as excinfo:
+        load_image(source, **kwargs)
+    message = str(excinfo.value)
+    assert message, "ImageLoadError must carry a message"
+    assert "\n" not in message and "\r" not in message, repr(message)
+    return message
+
+
+def _probe(path: Path) -> tuple[str, tuple[int, int], int, dict]:
+    """Mode, size, frame count and info of ``path`` as Pillow stores it (file closed)."""
+    with Image.open(path) as img:
+        return img.mode, img.size, getattr(img, "n_frames", 1), dict(img.info)
+
+
+def _noise(width: int, height: int, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "RGB")
+
+
+# --------------------------------------------------------------------------- modes
+
+
+def test_mode_L_greyscale_is_replicated_to_three_channels(tmp_path):
+    arr = np.array([[0, 77], [200, 255]], dtype=np.uint8)
+    path = _save(Image.fromarray(arr, "L"), tmp_path / "grey.png")
+    loaded = load_image(path)
+    _assert_valid(loaded, 2, 2)
+    assert np.array_equal(loaded.rgb, np.repeat(arr[:, :, None], 3, axis=2))
+    assert loaded.format == "PNG"
+
+
+def test_mode_LA_composites_transparent_pixels_on_white(tmp_path):
+    la = Image.new("LA", (3, 1))
+    la.putpixel((0, 0), (40, 0))  # fully transparent dark grey -> white
+    la.putpixel((1, 0), (40, 255))  # opaque -> unchanged
+    la.putpixel((2, 0), (0, 128))  # half-transparent black -> mid grey
+    path = _save(la, tmp_path / "la.png")
+    assert _probe(path)[0] == "LA"
+    loaded = load_image(path)
+    _assert_valid(loaded, 3, 1)
+    assert _px(loaded, 0, 0) == WHITE
+    assert _px(loaded, 1, 0) == (40, 40, 40)
+    _assert_close(_px(loaded, 2, 0), (127, 127, 127), 2)
+
+
+def test_mode_P_palette_is_expanded(tmp_path):
+    pal = Image.new("P", (2, 1))
+    pal.putpalette([10, 20, 30, 200, 100, 50] + [0] * (256 * 3 - 6))
+    pal.putpixel((0, 0), 0)
+    pal.putpixel((1, 0), 1)
+    path = _save(pal, tmp_path / "pal.png")
+    assert _probe(path)[0] == "P"
+    loaded = load_image(path)
+    assert _px(loaded, 0, 0) == (10, 20, 30)
+    assert _px(loaded, 1, 0) == (200, 100, 50)
+
+
+@pytest.mark.parametrize("fmt, suffix", [("PNG", "png"), ("GIF", "gif")])
+def test_mode_P_with_transparency_composites_on_white(tmp_path, fmt, suffix):
+    pal = Image.new("P", (2, 1))
+    # index 1 is black but transparent: must come out white, not black
+    pal.putpalette([10, 20, 30, 0, 0, 0] + [0] * (256 * 3 - 6))
+    pal.putpixel((0, 0), 0)
+    pal.putpixel((1, 0), 1)
+    path = _save(pal, tmp_path / f"pal_t.{suffix}", fmt, transparency=1)
+    mode, _, _, info = _probe(path)
+    assert mode == "P" and "transparency" in info
+    loaded = load_image(path)
+    assert _px(loaded, 0, 0) == (10, 20, 30)
+    assert _px(loaded, 1, 0) == WHITE
+
+
+def test_mode_P_with_transparency_from_pil_image():
+    pal = Image.new("P", (2, 1))
+    pal.putpalette([10, 20, 30, 0, 0, 0] + [0] * (256 * 3 - 6))
+    pal.putpixel((1, 0), 1)
+    pal.info["transparency"] = 1
+    loaded = load_image(pal)
+    assert _px(loaded, 0, 0) == (10, 20, 30)
+    assert _px(loaded, 1, 0) == WHITE
+
+
+def test_mode_RGBA_transparent_becomes_white(tmp_path):
+    rgba = Image.new("RGBA", (3, 1))
+    rgba.putpixel((0, 0), (255, 0, 0, 0))  # transparent red -> white
+    rgba.putpixel((1, 0), (0, 0, 255, 255))  # opaque blue
+    rgba.putpixel((2, 0), (0, 0, 0, 128))  # half black over white
+    path = _save(rgba, tmp_path / "rgba.png")
+    loaded = load_image(path)
+    assert _px(loaded, 0, 0) == WHITE
+    assert _px(loaded, 1, 0) == (0, 0, 255)
+    _assert_close(_px(loaded, 2, 0), (127, 127, 127), 2)
+
+
+def test_mode_CMYK_jpeg_keeps_colour(tmp_path):
+    colour = (200, 30, 40)
+    cmyk = Image.new("RGB", (16, 16), colour).convert("CMYK")
+    path = _save(cmyk, tmp_path / "cmyk.jpg", "JPEG", quality=95)
+    assert _probe(path)[0] == "CMYK"
+    loaded = load_image(path)
+    _assert_valid(loaded, 16, 16)
+    assert loaded.format == "JPEG"
+    _assert_close(_px(loaded, 8, 8), colour, 12)
+
+
+def test_mode_I16_png_is_scaled_not_clipped(tmp_path):
+    arr = np.array([[65535, 32896], [0, 257], [1000, 12850]], dtype=np.uint16)
+    path = _save(Image.fromarray(arr), tmp_path / "deep.png")
+    assert _probe(path)[0].startswith("I")
+    loaded = load_image(path)
+    _assert_valid(loaded, 2, 3)
+    grey = loaded.rgb[:, :, 0]
+    assert np.array_equal(loaded.rgb[:, :, 1], grey) and np.array_equal(loaded.rgb[:, :, 2], grey)
+    assert grey[0, 0] == 255
+    assert 127 <= grey[0, 1] <= 129  # 32896 / 65535 of full scale, not clipped to 255
+    assert grey[1, 0] == 0
+    assert grey[1, 1] == 1
+    assert grey[2, 0] == 4  # 1000 / 257 -> 3.9 rounds to 4 (clipping would give 255)
+    assert grey[2, 1] == 50
+
+
+def test_mode_1_bit_is_black_and_white(tmp_path):
+    bw = Image.new("1", (2, 1), 0)
+    bw.putpixel((1, 0), 1)
+    path = _save(bw, tmp_path / "bw.png")
+    assert _probe(path)[0] == "1"
+    loaded = load_image(path)
+    assert _px(loaded, 0, 0) == (0, 0, 0)
+    assert _px(loaded, 1, 0) == WHITE
+
+
+# --------------------------------------------------------------------------- formats
+
+
+@pytest.mark.parametrize(
+    "fmt, suffix, kwargs, tol",
+    [
+        ("JPEG", "jpg", {"quality": 95}, 8),
+        ("PNG", "png", {}, 0),
+        ("WEBP", "webp", {"lossless": True}, 0),
+        ("BMP", "bmp", {}, 0),
+        ("TIFF", "tiff", {}, 0),
+        ("GIF", "gif", {}, 0),
+    ],
+)
+def test_formats_decode_with_right_colour_and_format(tmp_path, fmt, suffix, kwargs, tol):
+    colour = (200, 60, 20)
+    img = Image.new("RGB", (24, 16), colour)
+    img.paste((20, 40, 220), (0, 0, 8, 8))  # a blue block top-left keeps orientation honest
+    path = _save(img, tmp_path / f"img.{suffix}", fmt, **kwargs)
+    loaded = load_image(path)
+    _assert_valid(loaded, 24, 16)
+    assert loaded.format == fmt
+    _assert_close(_px(loaded, 20, 12), colour, tol)
+    _assert_close(_px(loaded, 3, 3), (20, 40, 220), tol)
+
+
+def test_path_may_be_str_or_pathlike(tmp_path):
+    path = _save(Image.new("RGB", (5, 4), (1, 2, 3)), tmp_path / "a.png")
+    assert _px(load_image(str(path)), 0, 0) == (1, 2, 3)
+    assert _px(load_image(path), 4, 3) == (1, 2, 3)
+
+
+def test_animated_gif_returns_first_frame(tmp_path):
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=50, loop=0)
+    assert _probe(path)[2] == 3
+    loaded = load_image(path)
+    _assert_valid(loaded, 8, 8)
+    assert loaded.format == "GIF"
+    assert _px(loaded, 4, 4) == (255, 0, 0)
+
+
+def test_animated_webp_returns_first_frame(tmp_path):
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 255, 0))]
+    path = tmp_path / "anim.webp"
+    frames[0].save(path, save_all=True, append_images=frames[1:], lossless=True, duration=50)
+    assert _probe(path)[2] == 2
+    loaded = load_image(path)
+    assert loaded.format == "WEBP"
+    assert _px(loaded, 4, 4) == (255, 0, 0)
+
+
+def test_animated_pil_image_seeked_away_returns_first_frame(tmp_path):
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 255, 0))]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=50)
+    with Image.open(path) as img:
+        img.seek(1)
+        loaded = load_image(img)
+    assert _px(loaded, 4, 4) == (255, 0, 0)
+
+
+def test_load_from_bytes():
+    data = _encode(Image.new("RGB", (7, 5), (9, 99, 199)), "PNG")
+    loaded = load_image(data)
+    _assert_valid(loaded, 7, 5)
+    assert loaded.format == "PNG"
+    assert _px(loaded, 3, 2) == (9, 99, 199)
+
+
+def test_load_from_pil_image():
+    img = Image.new("RGBA", (6, 3), (10, 20, 30, 255))
+    img.putpixel((0, 0), (0, 0, 0, 0))
+    loaded = load_image(img)
+    _assert_valid(loaded, 6, 3)
+    assert loaded.format is None
+    assert _px(loaded, 0, 0) == WHITE
+    assert _px(loaded, 5, 2) == (10, 20, 30)
+    # round trip through LoadedImage.pil()
+    back = loaded.pil()
+    assert back.mode == "RGB" and back.size == (6, 3)
+    assert back.getpixel((5, 2)) == (10, 20, 30)
+
+
+def test_load_from_opened_pil_image_keeps_format(tmp_path):
+    path = _save(Image.new("RGB", (4, 4), (5, 6, 7)), tmp_path / "x.bmp")
+    with Image.open(path) as img:
+        loaded = load_image(img)
+    assert loaded.format == "BMP"
+    assert _px(loaded, 1, 1) == (5, 6, 7)
+
+
+# --------------------------------------------------------------------------- EXIF
+
+
+def _oriented_jpeg(path: Path, orientation: int) -> Path:
+    img = Image.new("RGB", (40, 20), (255, 255, 255))
+    img.paste((255, 0, 0), (0, 0, 8, 8))  # red marker in the stored top-left corner
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    img.save(path, "JPEG", quality=95, exif=exif.tobytes())
+    return path
+
+
+def test_exif_orientation_6_rotates_clockwise(tmp_path):
+    path = _oriented_jpeg(tmp_path / "rot.jpg", 6)
+    assert _probe(path)[1] == (40, 20)  # stored landscape
+    loaded = load_image(path)
+    _assert_valid(loaded, 20, 40)  # displayed portrait
+    # rotating 90 degrees clockwise moves the stored top-left corner to the top-right
+    _assert_close(_px(loaded, 16, 3), (255, 0, 0), 40)
+    for x, y in ((3, 3), (3, 36), (16, 36)):
+        _assert_close(_px(loaded, x, y), WHITE, 20)
+
+
+def test_exif_orientation_from_bytes_and_pil(tmp_path):
+    path = _oriented_jpeg(tmp_path / "rot.jpg", 6)
+    from_bytes = load_image(path.read_bytes())
+    with Image.open(path) as img:
+        from_pil = load_image(img)
+    for loaded in (from_bytes, from_pil):
+        assert (loaded.width, loaded.height) == (20, 40)
+        _assert_close(_px(loaded, 16, 3), (255, 0, 0), 40)
+
+
+def test_exif_orientation_1_leaves_image_alone(tmp_path):
+    loaded = load_image(_oriented_jpeg(tmp_path / "up.jpg", 1))
+    assert (loaded.width, loaded.height) == (40, 20)
+    _assert_close(_px(loaded, 3, 3), (255, 0, 0), 40)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_zero_byte_file_is_empty(tmp_path):
+    path = tmp_path / "empty.jpg"
+    path.write_bytes(b"")
+    assert "empty" in _load_error(path)
+
+
+def test_zero_bytes_input_is_empty():
+    assert "empty" in _load_error(b"")
+
+
+def test_text_file_named_jpg_is_not_an_image(tmp_path):
+    path = tmp_path / "notes.jpg"
+    path.write_text("this is not a JPEG\nsecond line\n")
+    assert "not a recognised image" in _load_error(path)
+    assert "not a recognised image" in _load_error(path.read_bytes())
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_truncated_image_is_reported(tmp_path, fmt):
+    data = _encode(_noise(64, 64), fmt)
+    path = tmp_path / f"cut.{fmt.lower()}"
+    path.write_bytes(data[: len(data) // 2])
+    message = _load_error(path)
+    assert "truncated" in message or "corrupt" in message
+
+
+def test_corrupt_png_data_is_reported(tmp_path):
+    data = bytearray(_encode(_noise(32, 32), "PNG"))
+    idat = data.index(b"IDAT")
+    data[idat + 4 : idat + 64] = b"\xff" * 60  # garble the compressed stream
+    message = _load_error(bytes(data))
+    assert "truncated" in message or "corrupt" in message
+
+
+def test_huge_png_header_is_refused_as_too_large(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_header_only(100_000, 100_000))
+    assert "too large" in _load_error(path)
+
+
+def test_missing_file_is_not_found(tmp_path):
+    assert "not found" in _load_error(tmp_path / "nope.jpg")
+
+
+def test_broken_symlink_is_not_found(tmp_path):
+    link = tmp_path / "dangling.jpg"
+    link.symlink_to(tmp_path / "gone.jpg")
+    assert "not found" in _load_error(link)
+
+
+def test_directory_is_refused(tmp_path):
+    folder = tmp_path / "folder.jpg"
+    folder.mkdir()
+    assert "directory" in _load_error(folder)
+
+
+def test_max_pixels_is_respected_for_every_source(tmp_path):
+    img = Image.new("RGB", (100, 100), (1, 2, 3))
+    path = _save(img, tmp_path / "hundred.png")
+    for source in (path, path.read_bytes(), img):
+        assert "too large" in _load_error(source, max_pixels=9_999)
+        assert load_image(source, max_pixels=10_000).rgb.shape == (100, 100, 3)
+
+
+def test_images_under_max_pixels_are_not_refused_as_too_large():
+    """An image within the documented limit must be decoded, not refused for its size.
+
+    The PNG header claims 10000x9000 = 90 MP, under MAX_PIXELS (100 MP), but holds only a
+    few rows of data: the right outcome is a truncation error, not a size refusal.
+    """
+    assert MAX_PIXELS > 10_000 * 9_000
+    message = _load_error(_png_header_only(10_000, 9_000))
+    assert "too large" not in message
+    assert "truncated" in message or "corrupt" in message
+
+
+def test_max_pixels_above_pillow_default_is_honoured():
+    """Raising max_pixels must let a bigger image through (here 150 MP under 200 MP)."""
+    message = _load_error(_png_header_only(15_000, 10_000), max_pixels=200_000_000)
+    assert "too large" not in message
+    assert "truncated" in message or "corrupt" in message
+
+
+def test_error_is_a_plain_exception_subclass():
+    assert issubclass(ImageLoadError, Exception)
+    with pytest.raises(ImageLoadError):
+        load_image(b"GIF89a garbage")
+
+
+# --------------------------------------------------------------------------- iter_inputs
+
+
+def _touch_png(path: Path, colour=(0, 0, 0)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (2, 2), colour).save(path, "PNG")
+    return path
+
+
+def _rel(items, root: Path) -> list[str]:
+    return [os.path.relpath(item.path, root) for item in items]
+
+
+@pytest.fixture
+def tree(tmp_path) -> Path:
+    root = tmp_path / "root"
+    for rel in ("b.png", "a/z.jpg", "a/c/d.webp", "A.JPG", "x.jpg/inner.png", "a/c/e.Tiff"):
+        _touch_png(root / rel)
+    (root / "notes.txt").write_text("hello")
+    (root / "Makefile").write_text("all:")
+    (root / "a" / "c" / "readme.md").write_text("#")
+    return root
+
+
+def test_iter_inputs_sorted_depth_first(tree):
+    items = list(iter_inputs([tree]))
+    assert all(isinstance(i, InputFile) and i.error is None for i in items)
+    assert _rel(items, tree) == [
+        "A.JPG",
+        os.path.join("a", "c", "d.webp"),
+        os.path.join("a", "c", "e.Tiff"),
+        os.path.join("a", "z.jpg"),
+        "b.png",
+        os.path.join("x.jpg", "inner.png"),
+    ]
+    # stable: a second walk gives the same order
+    assert [i.path for i in iter_inputs([tree])] == [i.path for i in items]
+
+
+def test_iter_inputs_directory_named_like_image_is_walked(tree):
+    paths = [i.path for i in iter_inputs([tree])]
+    assert tree / "x.jpg" not in paths
+    assert tree / "x.jpg" / "inner.png" in paths
+
+
+def test_iter_inputs_all_files_includes_other_suffixes(tree):
+    rel = _rel(iter_inputs([tree], all_files=True), tree)
+    assert rel == [
+        "A.JPG",
+        "Makefile",
+        os.path.join("a", "c", "d.webp"),
+        os.path.join("a", "c", "e.Tiff"),
+        os.path.join("a", "c", "readme.md"),
+        os.path.join("a", "z.jpg"),
+        "b.png",
+        "notes.txt",
+        os.path.join("x.jpg", "inner.png"),
+    ]
+
+
+def test_iter_inputs_explicit_files_always_yielded(tree, tmp_path):
+    notes = tree / "notes.txt"
+    missing = tmp_path / "missing.bin"
+    items = list(iter_inputs([notes, str(missing), tree / "b.png"]))
+    assert [i.path for i in items] == [notes, missing, tree / "b.png"]
+    assert all(i.error is None for i in items)
+
+
+def test_iter_inputs_keeps_argument_order(tmp_path):
+    one = _touch_png(tmp_path / "one" / "1.png")
+    two = _touch_png(tmp_path / "two" / "2.png")
+    assert [i.path for i in iter_inputs([tmp_path / "two", tmp_path / "one"])] == [two, one]
+
+
+def test_iter_inputs_symlink_loop_terminates(tree):
+    (tree / "a" / "up").symlink_to(tree, target_is_directory=True)  # a/up -> root
+    (tree / "a" / "c" / "self").symlink_to(tree / "a" / "c", target_is_directory=True)
+    expected = sorted(_rel(iter_inputs([tree]), tree))
+    for follow in (False, True):
+        items = list(itertools.islice(iter_inputs([tree], follow_symlinks=follow), 1000))
+        assert len(items) < 1000, "symlink loop was entered"
+        rel = _rel(items, tree)
+        assert len(rel) == len(set(rel)), f"a file was yielded twice: {rel}"
+        real = [os.path.realpath(i.path) for i in items]
+        assert len(real) == len(set(real)), f"a file was yielded twice: {real}"
+        assert sorted(rel) == expected
+
+
+def test_iter_inputs_symlink_loop_given_directly(tmp_path):
+    loop = tmp_path / "loop"
+    loop.mkdir()
+    _touch_png(loop / "only.png")
+    (loop / "again").symlink_to(loop, target_is_directory=True)
+    (loop / "parent").symlink_to(tmp_path, target_is_directory=True)
+    for follow in (False, True):
+        items = list(itertools.islice(iter_inputs([loop], follow_symlinks=follow), 100))
+        assert [i.path for i in items] == [loop / "only.png"]
+
+
+def test_iter_inputs_file_symlink_outside_root(tmp_path):
+    outside = _touch_png(tmp_path / "elsewhere" / "secret.png")
+    root = tmp_path / "root"
+    _touch_png(root / "inside.png")
+    (root / "link.png").symlink_to(outside)
+
+    items = list(iter_inputs([root]))
+    assert [i.path for i in items] == [root / "inside.png", root / "link.png"]
+    assert items[0].error is None
+    assert items[1].error is not None and "outside" in items[1].error
+    assert "\n" not in items[1].error
+
+    followed = list(iter_inputs([root], follow_symlinks=True))
+    assert [i.path for i in followed] == [root / "inside.png", root / "link.png"]
+    assert all(i.error is None for i in followed)
+    assert load_image(followed[1].path).rgb.shape == (2, 2, 3)
+
+
+def test_iter_inputs_file_symlink_inside_root_has_no_error(tmp_path):
+    root = tmp_path / "root"
+    real = _touch_png(root / "sub" / "real.png")
+    (root / "alias.png").symlink_to(real)
+    items = list(iter_inputs([root]))
+    assert [(i.path, i.error) for i in items] == [(root / "alias.png", None), (real, None)]
+
+
+def test_iter_inputs_broken_symlink_is_reported(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "dead.jpg").symlink_to(tmp_path / "nothing.jpg")
+    (root / "dead.txt").symlink_to(tmp_path / "nothing.txt")  # not an image name: skipped
+    items = list(iter_inputs([root]))
+    assert [i.path for i in items] == [root / "dead.jpg"]
+    assert items[0].error is not None and "broken" in items[0].error
+
+
+def test_iter_inputs_folder_symlink_outside_followed_only_on_request(tmp_path):
+    outside = _touch_png(tmp_path / "elsewhere" / "pic.png")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "ext").symlink_to(outside.parent, target_is_directory=True)
+    assert list(iter_inputs([root])) == []
+    followed = list(iter_inputs([root], follow_symlinks=True))
+    assert [(i.path, i.error) for i in followed] == [(root / "ext" / "pic.png", None)]
+
+
+def test_iter_inputs_odd_file_names(tmp_path):
+    root = tmp_path / "root"
+    names = ["with space.png", "ünïcödé-写真.jpg", "new\nline.png", "ends.JPEG"]
+    for name in names:
+        _touch_png(root / name)
+    items = list(iter_inputs([root]))
+    assert [i.path.name for i in items] == sorted(names)
+    assert all(i.error is None for i in items)
+    for item in items:
+        assert load_image(item.path).rgb.shape == (2, 2, 3)

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import ganscreen
+from ganscreen import Report, Screener
+
+
+def test_public_api_is_small_and_explicit() -> None:
+    assert ganscreen.__all__ == ["Report", "Screener", "__version__", "screen"]
+    assert isinstance(ganscreen.__version__, str)
+
+
+def test_screen_accepts_path_bytes_and_pil(screener: Screener, samples) -> None:  # noqa: ANN001
+    path = samples / "astronaut.png"
+    by_path = screener.screen(path)
+    by_bytes = screener.screen(path.read_bytes())
+    by_pil = screener.screen(Image.open(path))
+    assert by_path.path == str(path) and by_bytes.path is None and by_pil.path is None
+    for report in (by_path, by_bytes, by_pil):
+        assert isinstance(report, Report)
+        assert report.status == "ok" and report.verdict == "real"
+        assert report.score == pytest.approx(by_path.score, abs=1e-6)
+
+
+def test_record_follows_the_documented_schema(screener: Screener, samples) -> None:  # noqa: ANN001
+    record = json.loads(screener.screen(samples / "astronaut_ffhq_aligned.jpg").to_json())
+    assert list(record) == ["path", "status", "error", "score", "verdict", "flags", "image",
+                            "faces", "checks", "model", "file"]
+    assert record["image"] == {"width": 512, "height": 512, "format": "JPEG"}
+    assert record["status"] == "ok" and record["error"] is None
+    assert 0.0 <= record["score"] <= 1.0 and record["verdict"] in ("gan", "uncertain", "real")
+    assert "ffhq_alignment" in record["flags"]
+    face = record["faces"][0]
+    assert len(face["box"]) == 4 and len(face["landmarks"]) == 5 and face["confidence"] > 0.9
+    assert set(record["checks"]) == {"geometry", "glasses", "backdrop"}
+    for check in record["checks"].values():
+        assert check["score"] is None or 0.0 <= check["score"] <= 1.0
+    assert record["model"]["version"].startswith("ganscreen-")
+    assert len(record["model"]["sha256"]) == 64
+
+
+def test_exif_rotated_photo_is_seen_upright(screener: Screener, samples) -> None:  # noqa: ANN001
+    upright = screener.screen(samples / "astronaut.png")
+    rotated = screener.screen(samples / "astronaut_exif_rotated.jpg")
+    assert rotated.image is not None and (rotated.image.width, rotated.image.height) == (512, 512)
+    np.testing.assert_allclose(rotated.faces[0].landmarks, upright.faces[0].landmarks, atol=4)
+
+
+def test_no_face_and_errors_are_records(screener: Screener, samples) -> None:  # noqa: ANN001
+    cat = screener.screen(samples / "chelsea_no_face.jpg")
+    assert cat.status == "no_face" and cat.score is None and cat.verdict is None and not cat.faces
+    assert cat.checks["geometry"].reason == "no face"
+    broken = screener.screen(samples / "broken_truncated.jpg")
+    assert broken.status == "error" and "truncated" in broken.error
+
+
+def test_scan_gives_one_record_per_file_in_order(screener: Screener, samples, tmp_path) -> None:  # noqa: ANN001
+    folder = tmp_path / "mixed"
+    (folder / "sub").mkdir(parents=True)
+    good = (samples / "astronaut.png").read_bytes()
+    files = {
+        "a_good.png": good,
+        "b_empty.jpg": b"",
+        "c_text.jpg": b"<html>not an image</html>",
+        "d_truncated.jpg": (samples / "astronaut_ffhq_aligned.jpg").read_bytes()[:3000],
+        "sub/e_cat.jpg": (samples / "chelsea_no_face.jpg").read_bytes(),
+        "sub/f_good.jpg": (samples / "astronaut_ffhq_aligned.jpg").read_bytes(),
+    }
+    buf = io.BytesIO()
+    Image.new("L", (64, 64)).save(buf, format="PNG")
+    huge = bytearray(buf.getvalue())
+    huge[16:24] = (100000).to_bytes(4, "big") * 2  # IHDR claims 100000 x 100000
+    import zlib
+
+    huge[29:33] = zlib.crc32(bytes(huge[12:29])).to_bytes(4, "big")
+    files["g_bomb.png"] = bytes(huge)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    (folder / "notes.txt").write_text("not an input")
+    reports = list(screener.scan([folder]))
+    names = [r.path.split("mixed/")[1] for r in reports]
+    assert names == ["a_good.png", "b_empty.jpg", "c_text.jpg", "d_truncated.jpg", "g_bomb.png",
+                     "sub/e_cat.jpg", "sub/f_good.jpg"]
+    status = {n: (r.status, r.error) for n, r in zip(names, reports, strict=True)}
+    assert status["a_good.png"] == ("ok", None) and status["sub/f_good.jpg"] == ("ok", None)
+    assert status["sub/e_cat.jpg"] == ("no_face", None)
+    assert "empty" in status["b_empty.jpg"][1]
+    assert "not a recognised image" in status["c_text.jpg"][1]
+    assert "truncated" in status["d_truncated.jpg"][1]
+    assert "too large" in status["g_bomb.png"][1]
+    assert all("\n" not in (r.error or "") for r in reports)
+    assert all(r.file is not None and r.file["size"] == len(files[n]) for n, r in zip(names, reports, strict=True))
+
+
+def test_batching_does_not_change_results(samples) -> None:  # noqa: ANN001
+    one = [r.to_record() for r in Screener(device="cpu", batch_size=1).scan(samples)]
+    many = [r.to_record() for r in Screener(device="cpu", batch_size=5).scan(samples)]
+    assert len(one) == len(list(samples.iterdir())) - 1  # README.md is not an image
+    for a, b in zip(one, many, strict=True):
+        assert a["path"] == b["path"] and a["status"] == b["status"] and a["verdict"] == b["verdict"]
+        assert (a["score"] is None) == (b["score"] is None)
+        if a["score"] is not None:
+            assert a["score"] == pytest.approx(b["score"], abs=1e-4)
