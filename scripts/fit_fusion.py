@@ -44,10 +44,13 @@ from ganscreen.fusion import features  # noqa: E402
 # The fit keeps a feature only if the data agree with that direction: a check must never
 # come to mean the opposite of its name because of a quirk of the collection.
 PRESENCE_FEATURES = {"bridge_edge": +1, "rim_edge": +1, "band_edge": +1}
-ASYMMETRY_FEATURES = {"lens_asymmetry": +1, "temple_asymmetry": +1, "orientation_asymmetry": +1,
-                      "asymmetry_excess": +1, "light_asymmetry": -1}
+# Frame asymmetry is scored as an anomaly among REAL glasses wearers, not fitted to GAN vs
+# real: in the collection GAN wearers face the camera squarely and real ones do not, so a
+# supervised fit learns "symmetric pose means GAN" — the opposite of the check's meaning.
+ASYMMETRY_FEATURES = {"lens_asymmetry": +1.0, "temple_asymmetry": +1.0, "orientation_asymmetry": +1.0,
+                      "light_asymmetry": -0.5}
 BACKDROP_FEATURES = {"coherence": -1, "smear": -1, "mirror": +1, "textured_fraction": -1}
-CHECKS = ["geometry", "glasses", "backdrop"]
+HEURISTICS = ["geometry", "glasses", "backdrop"]
 SEED = 0
 
 
@@ -64,6 +67,24 @@ def fit_signed(rows: list[dict[str, Any]], check: str, y: np.ndarray,
         names = [n for n in names if n not in wrong]
         if not names:
             return {"bias": 0.0, "weights": {}, "mean": {}, "scale": {}, "dropped": sorted(signs)}
+
+
+def fit_anomaly(rows: list[dict[str, Any]], check: str, weights: dict[str, float], *,
+                quantile: float) -> dict[str, Any]:
+    """A designed score: standardised features summed with fixed signs, centred so that the
+    score is 0.5 at the given quantile of the reference (real) rows."""
+    names = list(weights)
+    x = matrix(rows, check, names)
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+    w = np.array([weights[n] for n in names]) * 2.0 / len(names)
+    z = ((x - mean) / scale) @ w
+    return {
+        "bias": float(-np.quantile(z, quantile)),
+        "weights": {n: float(v) for n, v in zip(names, w, strict=True)},
+        "mean": {n: float(m) for n, m in zip(names, mean, strict=True)},
+        "scale": {n: float(v) for n, v in zip(names, scale, strict=True)},
+        "reference": f"real glasses wearers of the fit split, score 0.5 at their {quantile:g} quantile",
+    }
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, names: list[str], *, c: float = 1.0) -> dict[str, Any]:
@@ -112,7 +133,6 @@ def main() -> None:
     keys = sorted(k for k in records if label_of(k) is not None)
     ok = [k for k in keys if records[k]["status"] == "ok"]
     held = split_by_source(keys)
-    fit_keys = [k for k in ok if k not in held]
     y_all = {k: label_of(k) for k in keys}
     metrics: dict[str, Any] = {"n_records": len(keys), "n_ok": len(ok),
                                "n_no_face": sum(records[k]["status"] == "no_face" for k in keys),
@@ -145,14 +165,14 @@ def main() -> None:
     # --- glasses asymmetry: among faces wearing glasses, GAN vs real
     has_g = [k for k in ok if "bridge_edge" in records[k]["checks"].get("glasses", {})]
     wearing_fit = [k for k in has_g if k not in held and p_present(k) >= presence_threshold]
-    ya = np.array([y_all[k] for k in wearing_fit])
-    asymmetry = fit_signed([records[k] for k in wearing_fit], "glasses", ya, ASYMMETRY_FEATURES)
+    asymmetry = fit_anomaly([records[k] for k in wearing_fit if y_all[k] == 0], "glasses",
+                            ASYMMETRY_FEATURES, quantile=0.99)
 
     def glasses_score(k: str) -> float:
         return p_present(k) * logistic_score(records[k]["checks"]["glasses"], asymmetry)
 
     real_fit_g = np.array([glasses_score(k) for k in has_g if k not in held and y_all[k] == 0])
-    glasses_flag = max(0.5, threshold_at_fpr(real_fit_g, 0.01))
+    glasses_flag = max(0.4, threshold_at_fpr(real_fit_g, 0.01))
     wearing_held = [k for k in has_g if k in held and p_present(k) >= presence_threshold]
     asym_lab = [k for k in lab_keys if labels[k][0] == 1 and labels[k][1] in ("0", "1")]
     metrics["glasses_asymmetry"] = {
@@ -179,21 +199,37 @@ def main() -> None:
     metrics["backdrop"] = {"held_out": roc_metrics([y_all[k] for k in bheld], [backdrop_score(k) for k in bheld]),
                            "flag_threshold": round(backdrop_flag, 4)}
 
+    # --- CNN: its scores are only honest on sources it never saw in training, so with a
+    # CNN the fusion is fitted and thresholded on those sources alone (half each).
+    with_cnn = any("cnn" in records[k]["checks"] for k in ok)
+    checks = [*HEURISTICS, "cnn"] if with_cnn else HEURISTICS
+    fusion_pool = ok
+    if with_cnn:
+        cnn_meta = json.loads((ROOT / "models" / "cnn.json").read_text())
+        fusion_pool = [k for k in ok if _in_holdout(k, cnn_meta["holdout"], sources)]
+        metrics["fusion_pool"] = f"CNN held-out sources: {', '.join(cnn_meta['holdout'])}"
+        pool_real = [records[k]["checks"]["cnn"]["score"] for k in fusion_pool
+                     if k not in held and y_all[k] == 0 and records[k]["checks"]["cnn"].get("score") is not None]
+        cnn_flag = max(0.5, threshold_at_fpr(np.array(pool_real), 0.01))
+    fit_keys = [k for k in fusion_pool if k not in held]
+
     # --- fusion
     def check_results(k: str) -> dict[str, CheckResult]:
         c = records[k]["checks"]
-        geo = c.get("geometry", {}).get("score")
-        return {
-            "geometry": CheckResult(score=geo),
+        results = {
+            "geometry": CheckResult(score=c.get("geometry", {}).get("score")),
             "glasses": CheckResult(score=glasses_score(k) if k in has_g_set else None),
             "backdrop": CheckResult(score=backdrop_score(k) if k in has_b_set else None),
         }
+        if with_cnn:
+            results["cnn"] = CheckResult(score=c.get("cnn", {}).get("score"))
+        return results
 
     has_g_set, has_b_set = set(has_g), set(has_b)
-    names = [f"{c}_logit" for c in CHECKS]
+    names = [f"{c}_logit" for c in checks]
 
     def fx(k: str) -> list[float]:
-        f = features(check_results(k), CHECKS)
+        f = features(check_results(k), checks)
         return [f[n] for n in names]
 
     xf = np.array([fx(k) for k in fit_keys])
@@ -206,7 +242,7 @@ def main() -> None:
         x = np.array(fx(k))
         return float(1 / (1 + np.exp(-(bias + x @ np.array([weights[n] for n in names])))))
 
-    held_ok = [k for k in ok if k in held]
+    held_ok = [k for k in fusion_pool if k in held]
     yh = np.array([y_all[k] for k in held_ok])
     sh = np.array([fused(k) for k in held_ok])
     gan_t = threshold_at_fpr(sh[yh == 0], args.gan_fpr)
@@ -225,9 +261,14 @@ def main() -> None:
                     "presence_threshold": presence_threshold, "flag_threshold": round(glasses_flag, 4)},
         "backdrop": {"model": backdrop, "flag_threshold": round(backdrop_flag, 4)},
     }
+    if with_cnn:
+        checks_json["cnn"] = {"flag_threshold": round(cnn_flag, 4),
+                              "flag_rule": "CNN score at FPR 1 % on real photos of its held-out sources"}
+        metrics["per_check_held_out"]["cnn"] = roc_metrics(
+            yh, [records[k]["checks"]["cnn"].get("score") or 0.0 for k in held_ok])
     fusion_json = {
         "version": version,
-        "checks": CHECKS,
+        "checks": checks,
         "bias": bias,
         "weights": weights,
         "thresholds": {"gan": round(gan_t, 5), "real": round(real_t, 5)},
@@ -247,6 +288,12 @@ def main() -> None:
 
     update_manifest.main()
     _print(metrics)
+
+
+def _in_holdout(key: str, holdout: list[str], sources: dict[str, dict[str, str]]) -> bool:
+    generators = {h.split(":", 1)[1] for h in holdout if h.startswith("generator:")}
+    return source_of(key) in holdout or (
+        key.startswith("real/") and sources.get(key, {}).get("generator", "") in generators)
 
 
 def _fusion_metrics(keys: list[str], y: np.ndarray, s: np.ndarray, gan_t: float, real_t: float,

@@ -38,7 +38,7 @@ def test_record_follows_the_documented_schema(screener: Screener, samples) -> No
     assert "ffhq_alignment" in record["flags"]
     face = record["faces"][0]
     assert len(face["box"]) == 4 and len(face["landmarks"]) == 5 and face["confidence"] > 0.9
-    assert set(record["checks"]) == {"geometry", "glasses", "backdrop"}
+    assert set(record["checks"]) == {"geometry", "glasses", "backdrop", "cnn"}
     for check in record["checks"].values():
         assert check["score"] is None or 0.0 <= check["score"] <= 1.0
     assert record["model"]["version"].startswith("ganscreen-")

@@ -143,6 +143,7 @@ def _check_columns() -> list[str]:
         "geometry.score", "geometry.eye_error", "geometry.eye_error_px", "geometry.eye_error_eyes",
         "glasses.score", "glasses.present", "glasses.presence", "glasses.asymmetry",
         "backdrop.score", "backdrop.coherence", "backdrop.smear", "backdrop.mirror",
+        "cnn.score",
     ]
 
 

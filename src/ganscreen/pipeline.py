@@ -19,6 +19,7 @@ from ganscreen._assets import bundle_digest
 from ganscreen._version import __version__
 from ganscreen.checks import Check, CheckContext, CheckResult
 from ganscreen.checks.backdrop import BackdropCheck
+from ganscreen.checks.cnn import CnnCheck
 from ganscreen.checks.geometry import GeometryCheck
 from ganscreen.checks.glasses import ALIGNED_SIZE, GlassesCheck
 from ganscreen.faces import Face, FaceDetector, align_face, primary_face, resolve_device
@@ -29,8 +30,9 @@ from ganscreen.report import ImageInfo, Report
 DEFAULT_BATCH_SIZE = 8
 
 
-def default_checks() -> list[Check]:
-    return [GeometryCheck(), GlassesCheck(), BackdropCheck()]
+def default_checks(device: str | torch.device = "cpu") -> list[Check]:
+    """Every shipped check, in report order."""
+    return [GeometryCheck(), GlassesCheck(), BackdropCheck(), CnnCheck(device=device)]
 
 
 class Screener:
@@ -53,7 +55,7 @@ class Screener:
         self.device = resolve_device(device)
         self.batch_size = batch_size
         self.detector = FaceDetector(device=self.device)
-        self.checks: list[Check] = list(checks) if checks is not None else default_checks()
+        self.checks: list[Check] = list(checks) if checks is not None else default_checks(self.device)
         self.fusion = fusion if fusion is not None else Fusion()
         self.model_info = {
             "version": f"ganscreen-{__version__}/{self.fusion.version}",
@@ -116,15 +118,21 @@ class Screener:
                 all_faces = self.detector.detect_batch([img.rgb for _, img in loaded])
             except Exception:
                 all_faces = [self._detect_one(img.rgb) for _, img in loaded]
+            contexts: list[tuple[int, LoadedImage, CheckContext]] = []
             for (i, img), faces in zip(loaded, all_faces, strict=True):
-                path = items[i][0]
                 try:
                     if isinstance(faces, Exception):
                         raise faces
-                    reports[i] = self._judge(path, img, faces)
+                    contexts.append((i, img, self._context(img, faces)))
                 except Exception as exc:
-                    reports[i] = self._error(path, f"analysis failed: {_one_line(exc)}",
+                    reports[i] = self._error(items[i][0], f"analysis failed: {_one_line(exc)}", image=_info(img))
+            results = self._run_checks([ctx for _, _, ctx in contexts])
+            for (i, img, ctx), outcome in zip(contexts, results, strict=True):
+                if isinstance(outcome, Exception):
+                    reports[i] = self._error(items[i][0], f"analysis failed: {_one_line(outcome)}",
                                              image=_info(img))
+                else:
+                    reports[i] = self._report(items[i][0], img, ctx, outcome)
         return [r for r in reports if r is not None]
 
     def _detect_one(self, rgb: np.ndarray) -> list[Face] | Exception:
@@ -133,23 +141,60 @@ class Screener:
         except Exception as exc:
             return exc
 
-    def _judge(self, path: str | None, img: LoadedImage, faces: list[Face]) -> Report:
+    @staticmethod
+    def _context(img: LoadedImage, faces: list[Face]) -> CheckContext:
         face = primary_face(faces)
         aligned = align_face(img.rgb, face, size=ALIGNED_SIZE) if face is not None else None
-        ctx = CheckContext(image=img.rgb, faces=tuple(faces), face=face, aligned=aligned)
-        results: dict[str, CheckResult] = {check.name: check.run(ctx) for check in self.checks}
+        return CheckContext(image=img.rgb, faces=tuple(faces), face=face, aligned=aligned)
+
+    def _run_checks(self, contexts: list[CheckContext]) -> list[dict[str, CheckResult] | Exception]:
+        """Every check on every context; a check with ``run_batch`` sees them all at once.
+
+        A failure is isolated to the image that caused it: a failed batch is retried one
+        image at a time.
+        """
+        out: list[dict[str, CheckResult] | Exception] = [{} for _ in contexts]
+        for check in self.checks:
+            batched = getattr(check, "run_batch", None)
+            results: list[CheckResult | Exception] | None = None
+            if batched is not None and len(contexts) > 1:
+                try:
+                    results = list(batched(contexts))
+                except Exception:
+                    results = None
+            if results is None:
+                results = [self._run_one(check, ctx) for ctx in contexts]
+            for j, result in enumerate(results):
+                current = out[j]
+                if isinstance(current, Exception):
+                    continue
+                if isinstance(result, Exception):
+                    out[j] = result
+                else:
+                    current[check.name] = result
+        return out
+
+    @staticmethod
+    def _run_one(check: Check, ctx: CheckContext) -> CheckResult | Exception:
+        try:
+            return check.run(ctx)
+        except Exception as exc:
+            return exc
+
+    def _report(self, path: str | None, img: LoadedImage, ctx: CheckContext,
+                results: dict[str, CheckResult]) -> Report:
         decision = self.fusion.decide(results)
         verdict = decision.verdict
-        if verdict is None and face is not None:
+        if verdict is None and ctx.face is not None:
             verdict = "uncertain"  # a face no check could judge is not cleared
         return Report(
             path=path,
-            status="ok" if face is not None else "no_face",
+            status="ok" if ctx.face is not None else "no_face",
             score=decision.score,
             verdict=verdict,
             flags=decision.flags,
             image=_info(img),
-            faces=tuple(faces),
+            faces=ctx.faces,
             checks=results,
             model=self.model_info,
         )

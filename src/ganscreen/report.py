@@ -22,6 +22,7 @@ FLAG_DESCRIPTIONS = {
                       "or a photo lifted from FFHQ-style datasets)",
     "glasses_asymmetry": "eyeglasses whose left and right halves disagree",
     "backdrop_distortion": "smeared, blob-like or mirrored background texture",
+    "cnn_artifacts": "the face classifier finds GAN texture (at its 1 % false-positive point)",
 }
 STATUSES = ("ok", "no_face", "error")
 VERDICTS = ("gan", "uncertain", "real")

@@ -76,15 +76,19 @@ def masks(shape: tuple[int, ...], box: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def measure(grey: np.ndarray, background: np.ndarray, face: np.ndarray) -> dict[str, float]:
-    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
-    # Structure tensor, smoothed: coherence = ((l1 - l2) / (l1 + l2)).
-    jxx = cv2.GaussianBlur(gx * gx, (0, 0), 2.0)
-    jyy = cv2.GaussianBlur(gy * gy, (0, 0), 2.0)
-    jxy = cv2.GaussianBlur(gx * gy, (0, 0), 2.0)
+    # Structure tensor of the lightly smoothed image (so sensor and JPEG noise do not count
+    # as texture), integrated over a few pixels: coherence = (l1 - l2) / (l1 + l2).
+    smooth = cv2.GaussianBlur(grey, (0, 0), 1.0)
+    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
+    jxx = cv2.GaussianBlur(gx * gx, (0, 0), 3.0)
+    jyy = cv2.GaussianBlur(gy * gy, (0, 0), 3.0)
+    jxy = cv2.GaussianBlur(gx * gy, (0, 0), 3.0)
     trace = jxx + jyy
     coherence = np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2) / (trace + 1e-6)
-    textured = background & (trace > 100.0)
+    # Textured = the more structured half of the background, and above a noise floor.
+    floor = max(100.0, float(np.median(trace[background]))) if background.any() else 100.0
+    textured = background & (trace > floor)
     lap = np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=3))
     face_hf = float(lap[face].mean()) if face.any() else 0.0
     bg_hf = float(lap[background].mean())

@@ -1,0 +1,348 @@
+"""Train the CNN check on labelled folders (``real/``, ``gan/``) and ship it to models/.
+
+    python scripts/train_cnn.py --detections scratch/detections.jsonl   # the shipped model (~30 min, 2 cores)
+    python scripts/train_cnn.py --epochs 1 --max-per-class 8 --out /tmp/tiny   # smoke run
+
+Faces are found with the pipeline's own face stage (MTCNN) and cached as face regions
+(``--cache``). Whole sources are held out for validation (``--holdout``): the model never
+sees them, so the per-epoch ``summary.csv`` and the model card report how it does on
+sources it has not seen. The collection's shortcuts are attacked in the augmentation:
+every image is re-encoded as JPEG at random quality, randomly rescaled (down, and up for
+small faces), blurred, jittered in zoom/position/rotation, flipped and colour-jittered, and
+the crop borders are filled the same way for every class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import io
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DEFAULT_DATA, ROOT, read_sources, roc_metrics, source_of  # noqa: E402
+from ganscreen.faces import Face, FaceDetector, primary_face  # noqa: E402
+from ganscreen.images import ImageLoadError, load_image  # noqa: E402
+from ganscreen.model import FaceNet, ModelConfig, cnn_crop, count_parameters, save_model, to_tensor  # noqa: E402
+
+# Held out by default: unseen generators (StyleGAN3, e4e inversions, the GAN-Scanner set),
+# an unseen ordinary-photo source, and the two largest CelebA-HQ sources (aligned like
+# StyleGAN, 1024 px). The smaller CelebA-HQ sources stay in training: without any
+# high-resolution aligned reals the model learns "sharp aligned face = GAN".
+DEFAULT_HOLDOUT = ["gan/sg3perc", "gan/styleclip", "gan/ganscanner", "real/ciplabreal",
+                   "real/starganv2", "real/sean"]
+REGION_EYE_DISTANCE = 96  # cached regions are downscaled so the eyes are at most this far apart
+
+
+@dataclass
+class Sample:
+    key: str
+    label: int
+    source: str
+    region: np.ndarray  # uint8 RGB, the face with margin, clamped inside the photo
+    landmarks: np.ndarray  # (5, 2) in region pixels
+
+
+# --------------------------------------------------------------------------- data
+
+
+def build_cache(data: Path, cache: Path, *, max_per_class: int | None, seed: int,
+                detections: Path | None = None) -> list[Sample]:
+    """Face regions for every image (detected once, then read from ``cache``).
+
+    ``detections`` (JSON Lines of primary faces, as scripts/fit_template.py caches them)
+    saves running MTCNN again."""
+    known: dict[str, dict] = {}
+    if detections is not None and detections.exists():
+        for line in detections.read_text().splitlines():
+            rec = json.loads(line)
+            known[rec["file"]] = rec
+    cache.mkdir(parents=True, exist_ok=True)
+    index_path = cache / "index.json"
+    index: dict[str, dict] = json.loads(index_path.read_text()) if index_path.exists() else {}
+    files = []
+    for label_name in ("real", "gan"):
+        names = sorted(p.name for p in (data / label_name).iterdir() if p.is_file())
+        if max_per_class:
+            names = sorted(random.Random(seed).sample(names, min(max_per_class, len(names))))
+        files += [f"{label_name}/{n}" for n in names]
+    detector: FaceDetector | None = None
+    samples = []
+    for i, key in enumerate(files):
+        entry = index.get(key)
+        if entry is None:
+            if key not in known:
+                detector = detector or FaceDetector(device="cpu")
+            entry = _cache_one(data, cache, key, detector, known.get(key))
+            index[key] = entry
+            if i % 200 == 0:
+                index_path.write_text(json.dumps(index))
+                print(f"\rcaching faces {i}/{len(files)}", end="", file=sys.stderr)
+        if entry.get("file") is None:
+            continue
+        region = np.asarray(Image.open(cache / entry["file"]).convert("RGB"))
+        samples.append(Sample(key=key, label=1 if key.startswith("gan/") else 0, source=source_of(key),
+                              region=region, landmarks=np.asarray(entry["landmarks"], np.float32)))
+    index_path.write_text(json.dumps(index))
+    print(f"\r{len(samples)} faces cached from {len(files)} files", file=sys.stderr)
+    return samples
+
+
+def _cache_one(data: Path, cache: Path, key: str, detector: FaceDetector | None,
+               known: dict | None) -> dict:
+    try:
+        image = load_image(data / key).rgb
+    except ImageLoadError as exc:
+        return {"file": None, "error": str(exc)}
+    if known is not None:
+        face = None if "landmarks" not in known else Face(
+            box=np.asarray(known["box"], np.float32), landmarks=np.asarray(known["landmarks"], np.float32),
+            confidence=float(known["confidence"]))
+    else:
+        assert detector is not None
+        face = primary_face(detector.detect(image))
+    if face is None:
+        return {"file": None, "error": "no face"}
+    # A generous square around the face, clamped inside the photo (never padded here).
+    cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+    half = 1.1 * max(face.width, face.height)
+    x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+    x1, y1 = int(min(image.shape[1], cx + half)), int(min(image.shape[0], cy + half))
+    region = image[y0:y1, x0:x1]
+    landmarks = face.landmarks - np.array([x0, y0], np.float32)
+    scale = min(1.0, REGION_EYE_DISTANCE / max(face.eye_distance, 1.0))
+    if scale < 1.0:
+        region = cv2.resize(region, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        landmarks = landmarks * scale
+    name = key.replace("/", "__") + ".png"  # lossless: the re-encoding happens in training
+    Image.fromarray(region).save(cache / name)
+    return {"file": name, "landmarks": landmarks.round(3).tolist()}
+
+
+def split(samples: list[Sample], holdout: list[str], data: Path) -> tuple[list[Sample], list[Sample]]:
+    sources = read_sources(data)
+    held_generators = {h.split(":", 1)[1] for h in holdout if h.startswith("generator:")}
+    held_sources = {h for h in holdout if not h.startswith("generator:")}
+
+    def is_held(s: Sample) -> bool:
+        generator = sources.get(s.key, {}).get("generator", "")
+        return s.source in held_sources or (s.label == 0 and generator in held_generators)
+
+    return [s for s in samples if not is_held(s)], [s for s in samples if is_held(s)]
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+def augment(sample: Sample, rng: np.random.Generator, config: ModelConfig) -> np.ndarray:
+    region, points = sample.region, sample.landmarks.copy()
+    eye = float(np.linalg.norm(points[1] - points[0]))
+    # Rescale: mostly down (what platforms do), sometimes up (small GAN faces seen upscaled).
+    factor = rng.uniform(0.35, 1.0) if rng.random() < 0.75 else rng.uniform(1.0, 1.8)
+    factor = max(factor, 20.0 / max(eye, 1.0))  # keep at least a 20-pixel eye distance
+    if abs(factor - 1.0) > 0.02:
+        size = (max(8, round(region.shape[1] * factor)), max(8, round(region.shape[0] * factor)))
+        region = cv2.resize(region, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
+        points = points * np.array([size[0] / sample.region.shape[1], size[1] / sample.region.shape[0]])
+    if rng.random() < 0.2:
+        region = cv2.GaussianBlur(region, (0, 0), rng.uniform(0.3, 1.2))
+    region = jpeg(region, int(rng.integers(50, 101)))
+    # Framing jitter: zoom, shift and rotate the landmarks before the standard crop.
+    centre = points.mean(axis=0)
+    theta = math.radians(rng.uniform(-8, 8))
+    rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+    eye = float(np.linalg.norm(points[1] - points[0]))
+    shift = rng.uniform(-0.12, 0.12, size=2) * eye
+    jittered = (points - centre) @ rot.T + centre + shift
+    # Mostly the standard framing; often much tighter, as tight real crops get clamped to.
+    zoom = config.zoom * rng.uniform(0.9, 1.1) if rng.random() < 0.6 else rng.uniform(1.4, 2.2)
+    face = Face(box=np.zeros(4, np.float32), landmarks=jittered.astype(np.float32), confidence=1.0)
+    crop = cnn_crop(region, face, size=config.input_size, zoom=zoom)
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    crop = colour_jitter(crop, rng)
+    if rng.random() < 0.3:  # border streaks for every class, so padding is no label
+        crop = replicate_border(crop, rng)
+    return np.ascontiguousarray(crop)
+
+
+def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def colour_jitter(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    x = rgb.astype(np.float32)
+    x = x * rng.uniform(0.85, 1.15) + rng.uniform(-15, 15)  # contrast, brightness
+    grey = x.mean(axis=2, keepdims=True)
+    saturation = 0.0 if rng.random() < 0.05 else rng.uniform(0.8, 1.2)
+    x = grey + (x - grey) * saturation
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def replicate_border(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    out = rgb.copy()
+    n = rgb.shape[0]
+    k = int(rng.integers(4, n // 6))
+    side = int(rng.integers(4))
+    if side == 0:
+        out[:, :k] = out[:, k:k + 1]
+    elif side == 1:
+        out[:, -k:] = out[:, -k - 1:-k]
+    elif side == 2:
+        out[:k] = out[k:k + 1]
+    else:
+        out[-k:] = out[-k - 1:-k]
+    return out
+
+
+def plain_crop(sample: Sample, config: ModelConfig) -> np.ndarray:
+    face = Face(box=np.zeros(4, np.float32), landmarks=sample.landmarks, confidence=1.0)
+    return cnn_crop(sample.region, face, size=config.input_size, zoom=config.zoom)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@torch.inference_mode()
+def predict(model: FaceNet, crops: list[np.ndarray], config: ModelConfig, batch: int = 64) -> np.ndarray:
+    """Mean probability over each crop and its mirror image."""
+    model.eval()
+    out = []
+    for i in range(0, len(crops), batch):
+        x = to_tensor(crops[i:i + batch], config)
+        logits = (model(x) + model(torch.flip(x, dims=[3]))) / 2
+        out.append(torch.sigmoid(logits).numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def evaluate(model: FaceNet, samples: list[Sample], config: ModelConfig) -> dict:
+    if not samples:
+        return {}
+    scores = predict(model, [plain_crop(s, config) for s in samples], config)
+    y = [s.label for s in samples]
+    result = {"all": roc_metrics(y, scores)}
+    reals = [i for i, s in enumerate(samples) if s.label == 0]
+    for src in sorted({s.source for s in samples}):
+        idx = [i for i, s in enumerate(samples) if s.source == src]
+        pos = [i for i in idx if samples[i].label == 1]
+        if pos:  # a GAN source against every held-out real
+            result[src] = roc_metrics([1] * len(pos) + [0] * len(reals), np.concatenate([scores[pos], scores[reals]]))
+        else:
+            result[src] = {"n": len(idx), "mean_score": round(float(scores[idx].mean()), 4),
+                           "above_0.5": round(float((scores[idx] > 0.5).mean()), 4)}
+    return result
+
+
+def train(args: argparse.Namespace) -> dict:
+    seed_everything(args.seed)
+    torch.set_num_threads(args.threads)
+    config = ModelConfig(input_size=args.input_size)
+    samples = build_cache(args.data, args.cache, max_per_class=args.max_per_class, seed=args.seed,
+                          detections=args.detections)
+    train_set, held = split(samples, args.holdout, args.data)
+    if not train_set:
+        raise SystemExit("no training images left after the hold-out")
+    print(f"train {len(train_set)} ({sum(s.label for s in train_set)} GAN), held out {len(held)} "
+          f"({sum(s.label for s in held)} GAN)", file=sys.stderr)
+    model = FaceNet(config)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(train_set) / args.batch_size))
+    if args.max_steps:
+        steps_per_epoch = min(steps_per_epoch, args.max_steps)
+    total = steps_per_epoch * args.epochs
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=total, pct_start=0.15)
+    n_pos = sum(s.label for s in train_set)
+    pos_weight = torch.tensor((len(train_set) - n_pos) / max(n_pos, 1))
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    rng = np.random.default_rng(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary_path = args.out / "summary.csv"
+    rows = []
+    start = time.time()
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        order = rng.permutation(len(train_set))
+        losses = []
+        for step in range(steps_per_epoch):
+            idx = order[step * args.batch_size:(step + 1) * args.batch_size]
+            if len(idx) == 0:
+                break
+            batch = [train_set[i] for i in idx]
+            x = to_tensor([augment(s, rng, config) for s in batch], config)
+            y = torch.tensor([float(s.label) for s in batch])
+            loss = loss_fn(model(x), y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            losses.append(float(loss.detach()))
+        metrics = evaluate(model, held, config)
+        row = {"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4),
+               "lr": round(schedule.get_last_lr()[0], 6), "minutes": round((time.time() - start) / 60, 2),
+               "heldout_auc": metrics.get("all", {}).get("auc", ""),
+               "heldout_tpr_at_fpr_0.01": metrics.get("all", {}).get("tpr_at_fpr_0.01", "")}
+        rows.append(row)
+        with summary_path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(row))
+            writer.writeheader()
+            writer.writerows(rows)
+        print(json.dumps(row), file=sys.stderr)
+    final = evaluate(model, held, config)
+    extra = {
+        "trained": dt.date.today().isoformat(),
+        "seed": args.seed,
+        "parameters": count_parameters(model),
+        "train_images": len(train_set),
+        "holdout": args.holdout,
+        "heldout_metrics": final,
+    }
+    save_model(model, args.out / "cnn.safetensors", args.out / "cnn.json", extra)
+    (args.out / "train_args.json").write_text(json.dumps(
+        {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, indent=2) + "\n")
+    return final
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with real/ and gan/")
+    ap.add_argument("--out", type=Path, default=ROOT / "models", help="where weights, cnn.json, summary.csv go")
+    ap.add_argument("--cache", type=Path, default=ROOT / "scratch" / "cnn_cache")
+    ap.add_argument("--detections", type=Path, default=None,
+                    help="JSON Lines of detected faces to reuse (scripts/fit_template.py --cache)")
+    ap.add_argument("--holdout", nargs="*", default=DEFAULT_HOLDOUT,
+                    help="sources ('gan/name', 'real/name') or 'generator:NAME' reals kept out of training")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--batch-size", type=int, default=48)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--weight-decay", type=float, default=5e-4)
+    ap.add_argument("--input-size", type=int, default=128)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-per-class", type=int, default=None, help="subsample (smoke runs)")
+    ap.add_argument("--max-steps", type=int, default=None, help="cap steps per epoch (smoke runs)")
+    return ap.parse_args(argv)
+
+
+if __name__ == "__main__":
+    print(json.dumps(train(parse_args()), indent=2))

@@ -1,0 +1,156 @@
+"""The CNN's architecture, input preparation and weight loading.
+
+``FaceNet`` is a small residual network (about 1.2 M parameters, about 0.5 GFLOP per crop)
+designed for GAN traces: the stem runs at full input resolution with no pooling, so the
+high frequencies where upsampling leaves its marks are seen before any downsampling. Its input is a face-centred, landmark-aligned crop (:func:`cnn_crop`); the
+same function prepares training and inference inputs, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from ganscreen.faces import CANONICAL_LANDMARKS, Face, similarity_transform
+
+INPUT_SIZE = 128
+# The crop is the canonical (FFHQ-like) layout zoomed in by this factor about its centre:
+# eyes ~0.33 of the side apart, forehead to mouth, little background.
+ZOOM = 1.3
+MAX_ZOOM = 2.2  # tightest crop allowed to keep the crop inside the photo
+MEAN = (0.5, 0.5, 0.5)
+STD = (0.25, 0.25, 0.25)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """What a set of weights expects; stored beside them in ``cnn.json``."""
+
+    widths: tuple[int, ...] = (16, 32, 64, 128, 256)
+    input_size: int = INPUT_SIZE
+    zoom: float = ZOOM
+    mean: tuple[float, float, float] = MEAN
+    std: tuple[float, float, float] = STD
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        return cls(widths=tuple(data["widths"]), input_size=int(data["input_size"]),
+                   zoom=float(data["zoom"]), mean=tuple(data["mean"]), std=tuple(data["std"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"widths": list(self.widths), "input_size": self.input_size, "zoom": self.zoom,
+                "mean": list(self.mean), "std": list(self.std)}
+
+
+class _Block(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.skip = (nn.Identity() if stride == 1 and cin == cout else
+                     nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return self.act(y + self.skip(x))
+
+
+class FaceNet(nn.Module):
+    """Residual CNN: full-resolution stem, four stride-2 stages, global pooling, one logit."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or ModelConfig()
+        w = self.config.widths
+        self.stem = nn.Sequential(nn.Conv2d(3, w[0], 3, 1, 1, bias=False), nn.BatchNorm2d(w[0]),
+                                  nn.ReLU(inplace=True))
+        self.stages = nn.Sequential(*[_Block(w[i], w[i + 1], 2) for i in range(len(w) - 1)])
+        self.head = nn.Linear(w[-1], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stages(self.stem(x))
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)).squeeze(1)
+
+
+def cnn_crop(image: np.ndarray, face: Face, *, size: int = INPUT_SIZE, zoom: float = ZOOM,
+             landmarks: np.ndarray | None = None) -> np.ndarray:
+    """The face-centred crop the CNN sees (uint8, size x size x 3).
+
+    When the crop would run past the photo's border it is zoomed in (up to ``MAX_ZOOM``)
+    until it fits: a filled border would tell tight real crops from full GAN portraits.
+    Whatever still lies outside repeats the border, for every class alike.
+    """
+    points = face.landmarks if landmarks is None else landmarks
+    height, width = image.shape[:2]
+    matrix = _crop_matrix(points, size, zoom)
+    if not _inside(matrix, size, width, height):
+        lo, hi = zoom, max(zoom, MAX_ZOOM)
+        if _inside(_crop_matrix(points, size, hi), size, width, height):
+            for _ in range(12):  # bisect the smallest zoom that fits
+                mid = (lo + hi) / 2
+                lo, hi = (lo, mid) if _inside(_crop_matrix(points, size, mid), size, width, height) else (mid, hi)
+        matrix = _crop_matrix(points, size, hi)
+    scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))
+    source = image
+    if scale < 0.5:  # area-average before a large reduction, as in faces.align_face
+        factor = min(1.0, 1.5 * scale)
+        source = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+        matrix = matrix.copy()
+        matrix[:, :2] /= factor
+    return cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def _crop_matrix(points: np.ndarray, size: int, zoom: float) -> np.ndarray:
+    target = ((CANONICAL_LANDMARKS - 0.5) * zoom + 0.5) * size
+    return similarity_transform(points, target)
+
+
+def _inside(matrix: np.ndarray, size: int, width: int, height: int) -> bool:
+    """Whether the output square, mapped back to the source, lies inside the photo."""
+    full = np.vstack([matrix, [0.0, 0.0, 1.0]])
+    inverse = np.linalg.inv(full)[:2]
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64)
+    src = corners @ inverse.T
+    return bool(np.all(src[:, 0] >= -1) and np.all(src[:, 0] <= width + 1)
+                and np.all(src[:, 1] >= -1) and np.all(src[:, 1] <= height + 1))
+
+
+def to_tensor(crops: list[np.ndarray] | np.ndarray, config: ModelConfig) -> torch.Tensor:
+    """uint8 N x H x W x 3 crops → normalised float N x 3 x H x W."""
+    batch = torch.from_numpy(np.ascontiguousarray(np.stack(list(crops)))).permute(0, 3, 1, 2).float() / 255
+    mean = torch.tensor(config.mean).view(1, 3, 1, 1)
+    std = torch.tensor(config.std).view(1, 3, 1, 1)
+    return (batch - mean) / std
+
+
+def save_model(model: FaceNet, weights: Path, config_path: Path, extra: dict[str, Any] | None = None) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(weights))
+    config_path.write_text(json.dumps({**model.config.to_dict(), **(extra or {})}, indent=2) + "\n")
+
+
+def load_model(weights: Path, config: ModelConfig, *, device: torch.device | str = "cpu") -> FaceNet:
+    """Build the network and load safetensors weights (no pickle is ever executed)."""
+    from safetensors.torch import load_file
+
+    model = FaceNet(config)
+    model.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
+    return model.to(device).eval()
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
