@@ -234,8 +234,17 @@ def main() -> None:
 
     xf = np.array([fx(k) for k in fit_keys])
     yf = np.array([y_all[k] for k in fit_keys])
-    fusion_model = LogisticRegression(C=1.0, max_iter=1000).fit(xf, yf)
-    weights = {n: float(w) for n, w in zip(names, fusion_model.coef_[0], strict=True)}
+    # Every check's score means "more GAN-like", so no check may enter with a negative
+    # weight: one whose fitted weight is negative carries no weight at all.
+    kept = list(range(len(names)))
+    while True:
+        fusion_model = LogisticRegression(C=1.0, max_iter=1000).fit(xf[:, kept], yf)
+        coef = fusion_model.coef_[0]
+        if (coef >= 0).all():
+            break
+        kept = [j for j, c in zip(kept, coef, strict=True) if c >= 0]
+    weights = {n: 0.0 for n in names}
+    weights.update({names[j]: float(c) for j, c in zip(kept, coef, strict=True)})
     bias = float(fusion_model.intercept_[0])
 
     def fused(k: str) -> float:

@@ -13,7 +13,15 @@ from ganscreen import _assets
 from ganscreen.checks import CheckContext
 from ganscreen.checks.cnn import CnnCheck
 from ganscreen.faces import Face, FaceDetector
-from ganscreen.model import FaceNet, ModelConfig, cnn_crop, count_parameters, load_model, save_model, to_tensor
+from ganscreen.model import (
+    FaceNet,
+    ModelConfig,
+    cnn_crop,
+    count_parameters,
+    load_model,
+    save_model,
+    to_tensor,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTION = ROOT.parent / "shared" / "data" / "faces"

@@ -1,21 +1,34 @@
 """Command line: ``ganscreen scan PATH...``.
 
 Exit codes: 0 finished and nothing at or above ``--fail-on``; 1 finished and something was
-flagged; 2 usage error or unwritable output. A bad image is a record, never an exit code.
+flagged; 2 usage error or unwritable output; 128 + signal number (130 for Ctrl-C, 143 for
+SIGTERM) when stopped by a signal. A bad image is a record, never an exit code.
 """
 
 from __future__ import annotations
 
+import codecs
+import os
+import signal
 import sys
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ganscreen._version import __version__
+
+if TYPE_CHECKING:
+    from ganscreen.images import InputFile
+    from ganscreen.report import ExistingOutput, RecordedFile, RecordWriter, Report
 
 EXIT_CLEAN, EXIT_FLAGGED, EXIT_USAGE = 0, 1, 2
 
@@ -70,6 +83,10 @@ def scan(
     fmt: Annotated[OutputFormat, typer.Option(
         "--format", "-f", help="Record format: JSON Lines (one object per line) or CSV.",
         case_sensitive=False)] = OutputFormat.jsonl,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue an interrupted scan: keep the records already in the -o "
+                         "file, cut off a torn last line, and append records only for files "
+                         "not yet recorded (same path, size and modification time).")] = False,
     device: Annotated[Device, typer.Option(
         help="Where models run: auto picks CUDA when available, else the CPU.",
         case_sensitive=False)] = Device.auto,
@@ -92,50 +109,266 @@ def scan(
 
     Records go to standard output as JSON Lines unless -o is given; the progress bar goes to
     standard error. Every input file gets exactly one record, with status ok, no_face or
-    error (and a one-line message).
+    error (and a one-line message). Ctrl-C or SIGTERM stops after the last complete record;
+    --resume then finishes the scan.
     """
+    # soft_wrap: messages stay one line however narrow the terminal (logs, grep, tests).
+    err = Console(stderr=True, soft_wrap=True)
+    if resume and output is None:
+        _fail(err, "--resume needs -o FILE: it continues the scan recorded in that file")
+    with _StopOnSignals() as stop:
+        try:
+            _scan(paths, output=output, fmt=fmt.value, resume=resume, device=device.value,
+                  fail_on=fail_on.value, batch_size=batch_size, all_files=all_files,
+                  follow_symlinks=follow_symlinks, progress=progress, err=err, stop=stop)
+        except ScanInterrupted as exc:
+            err.print(escape(_interrupted_message(exc.signum, stop.written, output)), highlight=False)
+            raise typer.Exit(128 + exc.signum) from None
+
+
+def _scan(paths: list[Path], *, output: Path | None, fmt: str, resume: bool, device: str,
+          fail_on: str, batch_size: int, all_files: bool, follow_symlinks: bool, progress: bool,
+          err: Console, stop: _StopOnSignals) -> None:
     from ganscreen.images import iter_inputs
     from ganscreen.pipeline import Screener
     from ganscreen.report import RecordWriter
 
-    err = Console(stderr=True)
-    stream: IO[str]
-    try:
-        stream = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
-    except OSError as exc:
-        err.print(f"[red]error:[/red] cannot write {output}: {exc.strerror or exc}")
-        raise typer.Exit(EXIT_USAGE) from None
-    try:
-        screener = Screener(device=device.value, batch_size=batch_size)
-    except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_USAGE) from None
-
     columns = _check_columns()
-    writer = RecordWriter(stream, fmt.value, check_columns=columns)
-    total = sum(1 for _ in iter_inputs(paths, all_files=all_files, follow_symlinks=follow_symlinks))
-    inputs = iter_inputs(paths, all_files=all_files, follow_symlinks=follow_symlinks)
-    counts = {"gan": 0, "uncertain": 0, "real": 0, "no_face": 0, "error": 0}
-    bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), console=err, disable=not progress, transient=False)
+    existing = _read_existing(output, fmt, columns, err) if resume and output is not None else None
+    stream = _open_output(output, existing, err)
     try:
+        try:
+            screener = Screener(device=device, batch_size=batch_size)
+        except ValueError as exc:
+            _fail(err, str(exc))
+        if existing is not None and output is not None:
+            _announce_resume(err, output, existing, screener.model_info["version"])
+        writer = RecordWriter(stream, fmt, check_columns=columns,
+                              write_header=existing is None or existing.complete_bytes == 0)
+        stop.writer = writer
+
+        def inputs() -> Iterator[InputFile]:
+            return iter_inputs(paths, all_files=all_files, follow_symlinks=follow_symlinks)
+
+        records = existing.records if existing is not None else []
+        total = sum(1 for _ in _pending(inputs(), _Recorded(records), Counter()))
+        # counts covers every input: the skipped ones (outcome from their kept record) too, so
+        # --fail-on judges the whole scan, not only the part this run did.
+        counts: Counter[str] = Counter()
+        bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
+                       TimeRemainingColumn(), console=err, disable=not progress, transient=False)
         with bar:
             task = bar.add_task("scan", total=total)
-            for report in screener.scan_inputs(inputs):
-                writer.write(report)
-                key = report.verdict if report.status == "ok" and report.verdict else report.status
-                counts[key] = counts.get(key, 0) + 1
+            for report in screener.scan_inputs(_pending(inputs(), _Recorded(records), counts)):
+                _write(writer, report, stop, output, err)
+                counts[_outcome(report)] += 1
                 bar.advance(task)
-    except KeyboardInterrupt:
-        err.print("interrupted: every record written so far is complete")
-        raise typer.Exit(130) from None
     finally:
-        if output:
+        if output is not None:
             stream.close()
+    _finish(err, counts, sum(counts.values()) - writer.count, fail_on)
 
-    err.print(", ".join(f"{v} {k}" for k, v in counts.items()))
-    flagged = {"gan": ("gan",), "uncertain": ("gan", "uncertain"), "never": ()}[fail_on.value]
+
+def _finish(err: Console, counts: Counter[str], resumed: int, fail_on: str) -> None:
+    summary = ", ".join(f"{counts[k]} {k}" for k in ("gan", "uncertain", "real", "no_face", "error"))
+    if resumed:
+        summary += f" ({resumed} of them recorded before this run)"
+    err.print(summary, highlight=False)
+    flagged = {"gan": ("gan",), "uncertain": ("gan", "uncertain"), "never": ()}[fail_on]
     raise typer.Exit(EXIT_FLAGGED if any(counts[v] for v in flagged) else EXIT_CLEAN)
+
+
+def _outcome(report: Report) -> str:
+    return report.verdict if report.status == "ok" and report.verdict else report.status
+
+
+def _fail(err: Console, message: str, code: int = EXIT_USAGE) -> NoReturn:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+# --------------------------------------------------------------------------- output file
+
+
+def _read_existing(output: Path, fmt: str, columns: list[str], err: Console) -> ExistingOutput | None:
+    """The records already in ``output`` for --resume; ``None`` when there is no such file."""
+    from ganscreen.report import ResumeError, read_output
+
+    try:
+        return read_output(output, fmt, check_columns=columns)
+    except FileNotFoundError:
+        return None  # nothing to resume: a fresh scan, so --resume is safe in scripts
+    except OSError as exc:
+        _fail(err, f"cannot read {output}: {exc.strerror or exc}")
+    except ResumeError as exc:
+        _fail(err, f"cannot resume {output}: {exc}")
+
+
+def _open_output(output: Path | None, existing: ExistingOutput | None, err: Console) -> IO[str]:
+    """Standard output, a fresh file, or (resuming) the file cut back to its complete records."""
+    if output is None:
+        _utf8_stdout()
+        return sys.stdout
+    try:
+        if existing is None:
+            return open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        if existing.torn_bytes:
+            os.truncate(output, existing.complete_bytes)
+        return open(output, "a", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as exc:
+        _fail(err, f"cannot write {output}: {exc.strerror or exc}")
+
+
+def _utf8_stdout() -> None:
+    # JSON Lines are UTF-8 by definition; a Latin-1 or ASCII locale must not make a file
+    # named "写真.jpg" crash the scan. (Test runners may swap in streams without reconfigure.)
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None and not _is_utf8(getattr(sys.stdout, "encoding", None)):
+        reconfigure(encoding="utf-8")
+
+
+def _is_utf8(encoding: str | None) -> bool:
+    try:
+        return encoding is not None and codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False
+
+
+def _announce_resume(err: Console, output: Path, existing: ExistingOutput, version: str) -> None:
+    line = f"resuming {output}: {len(existing.records)} records kept"
+    if existing.torn_bytes:
+        line += f", a torn last line ({existing.torn_bytes} bytes) removed"
+    err.print(escape(line), highlight=False)
+    other = sum(1 for r in existing.records if r.model_version not in (None, version))
+    if other:
+        # Kept, not re-scanned: dropping results is worse than mixing versions, but say so.
+        err.print(f"note: {other} kept records were made by another model version, not {version}",
+                  highlight=False)
+
+
+def _write(writer: RecordWriter, report: Report, stop: _StopOnSignals, output: Path | None,
+           err: Console) -> None:
+    try:
+        with stop.deferred():
+            writer.write(report)
+    except OSError as exc:  # disk full, a closed pipe: the records so far stay complete
+        where = output if output is not None else "standard output"
+        _fail(err, f"cannot write {where}: {exc.strerror or exc} "
+                   f"({writer.count} records written)")
+
+
+# --------------------------------------------------------------------------- resume
+
+
+class _Recorded:
+    """Records already in the output, each one consumed by the first input it matches.
+
+    Consuming (rather than a set lookup) keeps the count right when the same file is given
+    twice on the command line: a fresh scan writes two records, so a resume must too.
+    """
+
+    def __init__(self, records: Iterable[RecordedFile]) -> None:
+        self._left: defaultdict[tuple[str, int | None, float | None], list[str]] = defaultdict(list)
+        for record in records:
+            self._left[record.key].append(record.outcome)
+
+    def take(self, item: InputFile) -> str | None:
+        """The recorded outcome of ``item`` if it is already in the output, else ``None``."""
+        if not self._left:
+            return None
+        outcomes = self._left.get(_input_key(item))
+        if not outcomes:
+            return None  # new, or changed since it was recorded: screen it (again)
+        return outcomes.pop()
+
+
+def _input_key(item: InputFile) -> tuple[str, int | None, float | None]:
+    """``item`` keyed as its record would be (RecordedFile.key): path, size and mtime."""
+    from ganscreen.images import file_stamp
+    from ganscreen.report import portable_text
+
+    stamp = file_stamp(item.path) or {}
+    return (portable_text(str(item.path)), stamp.get("size"), stamp.get("mtime"))
+
+
+def _pending(inputs: Iterable[InputFile], recorded: _Recorded, counts: Counter[str]) -> Iterator[InputFile]:
+    """The inputs not yet in the output; the outcomes of the others are added to ``counts``."""
+    for item in inputs:
+        outcome = recorded.take(item)
+        if outcome is None:
+            yield item
+        else:
+            counts[outcome] += 1
+
+
+# --------------------------------------------------------------------------- signals
+
+
+class ScanInterrupted(KeyboardInterrupt):
+    """Raised in the main thread by SIGINT or SIGTERM.
+
+    A KeyboardInterrupt, not an Exception, so the pipeline's per-file ``except Exception``
+    guards (one bad file must not end a scan) cannot swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _StopOnSignals:
+    """Turns SIGINT and SIGTERM into :class:`ScanInterrupted`, never in the middle of a record.
+
+    Python's default SIGTERM ends the process at once; raising instead lets the scan close
+    its output the same way for both signals. While a record is being written the signal
+    is held and raised right after, so the file only ever holds complete records.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.writer: RecordWriter | None = None
+        self._held: int | None = None
+        self._writing = False
+        self._previous: dict[int, object] = {}
+
+    @property
+    def written(self) -> int:
+        return self.writer.count if self.writer is not None else 0
+
+    def __enter__(self) -> _StopOnSignals:
+        # signal.signal only works in the main thread; elsewhere keep the defaults.
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self._writing:
+            self._held = signum
+            return
+        raise ScanInterrupted(signum)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._writing = True
+        try:
+            yield
+        finally:
+            self._writing = False
+        if self._held is not None:
+            raise ScanInterrupted(self._held)
+
+
+def _interrupted_message(signum: int, written: int, output: Path | None) -> str:
+    name = signal.Signals(signum).name
+    if output is None:
+        return f"interrupted by {name}: {written} complete records written"
+    return (f"interrupted by {name}: {written} complete records written to {output}; "
+            "run the same command with --resume to finish")
 
 
 def _check_columns() -> list[str]:

@@ -132,13 +132,19 @@ def _check_size(size: tuple[int, int], max_pixels: int) -> None:
 def _from_pil(img: Image.Image, *, max_pixels: int, fmt: str | None = None) -> LoadedImage:
     _check_size(img.size, max_pixels)
     fmt = fmt if fmt is not None else img.format
-    if getattr(img, "n_frames", 1) > 1:
+    # is_animated, not n_frames > 1: counting frames walks the whole file (GIF), which a
+    # file with a million tiny frames turns into a stall.
+    if getattr(img, "is_animated", False):
         img.seek(0)  # animated GIF/WebP/TIFF: judge the first frame
     try:
         oriented = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block must not cost us the pixels
         oriented = img
-    rgb = _to_rgb_array(oriented if oriented is not None else img)
+    source = oriented if oriented is not None else img
+    try:
+        rgb = _to_rgb_array(source)
+    except ValueError:  # Pillow has no conversion for this mode: say so, not "crash"
+        raise ImageLoadError(f"unsupported image mode {source.mode}") from None
     return LoadedImage(rgb=np.ascontiguousarray(rgb), format=fmt)
 
 
@@ -149,6 +155,9 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
     if mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
         mode = "RGBA"
+    if mode == "La":  # premultiplied grey + alpha: Pillow converts it only to LA
+        img = img.convert("LA")
+        mode = "LA"
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         # Transparent pixels hold arbitrary colours: composite on white as a viewer would.
         rgba = img.convert("RGBA")
@@ -177,6 +186,20 @@ def _high_depth_to_rgb(img: Image.Image) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- discovery
+
+
+def file_stamp(path: str | os.PathLike[str]) -> dict[str, int | float] | None:
+    """Size and modification time of ``path`` as records carry them (``None`` if unstat-able).
+
+    ``scan --resume`` treats a file as already screened when its recorded stamp equals this
+    one, so the pipeline and the resume logic must both use this function: the rounding to
+    milliseconds is what survives a round trip through JSON and CSV text exactly.
+    """
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):  # ValueError: a path with an embedded NUL
+        return None
+    return {"size": st.st_size, "mtime": round(st.st_mtime, 3)}
 
 
 @dataclass(frozen=True, slots=True)

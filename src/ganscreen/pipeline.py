@@ -24,7 +24,7 @@ from ganscreen.checks.geometry import GeometryCheck
 from ganscreen.checks.glasses import ALIGNED_SIZE, GlassesCheck
 from ganscreen.faces import Face, FaceDetector, align_face, primary_face, resolve_device
 from ganscreen.fusion import Fusion
-from ganscreen.images import ImageLoadError, InputFile, LoadedImage, iter_inputs, load_image
+from ganscreen.images import ImageLoadError, InputFile, LoadedImage, file_stamp, iter_inputs, load_image
 from ganscreen.report import ImageInfo, Report
 
 DEFAULT_BATCH_SIZE = 8
@@ -94,12 +94,12 @@ class Screener:
         todo: list[tuple[int, str, Path]] = []
         for i, item in enumerate(batch):
             if item.error is not None:
-                reports[i] = self._error(str(item.path), item.error, _file_info(item.path))
+                reports[i] = self._error(str(item.path), item.error, file_stamp(item.path))
             else:
                 todo.append((i, str(item.path), item.path))
         screened = self._screen_batch([(p, src) for _, p, src in todo])
         for (i, _, src), report in zip(todo, screened, strict=True):
-            report.file = _file_info(src)
+            report.file = file_stamp(src)
             reports[i] = report
         return [r for r in reports if r is not None]
 
@@ -207,14 +207,6 @@ class Screener:
 
 def _info(img: LoadedImage) -> ImageInfo:
     return ImageInfo(width=img.width, height=img.height, format=img.format)
-
-
-def _file_info(path: Path) -> dict[str, int | float] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return {"size": st.st_size, "mtime": round(st.st_mtime, 3)}
 
 
 def _one_line(message: object) -> str:

@@ -2,7 +2,8 @@
 
 One :class:`Report` per input file, whatever happened to it; ``to_record()`` gives the JSON
 record documented in DESIGN.md, and the writers stream records to a file object, flushing
-each so an interrupted scan keeps every finished result.
+each so an interrupted scan keeps every finished result. :func:`read_output` reads such a
+file back for ``scan --resume``: the records it holds and where its complete part ends.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from ganscreen.checks import CheckResult
@@ -74,22 +76,56 @@ class Report:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_record(), ensure_ascii=False, allow_nan=False)
+        record = self.to_record()
+        text = json.dumps(record, ensure_ascii=False, allow_nan=False)
+        if not _utf8_encodable(text):
+            # A file name that is not UTF-8 reaches us holding lone surrogates, which no UTF-8
+            # stream can write. JSON's \uXXXX escapes keep the line valid and the path exact.
+            text = json.dumps(record, ensure_ascii=True, allow_nan=False)
+        return text
+
+
+def portable_text(text: str) -> str:
+    """``text`` as it can be written to UTF-8: lone surrogates spelled as ``\\udcXX``.
+
+    POSIX file names are bytes; Python hands a name that is not UTF-8 over as a str with
+    lone surrogates. CSV has no escape syntax, so those become visible backslash escapes.
+    Idempotent, so a path read back from a CSV maps to the same text as the original.
+    """
+    if _utf8_encodable(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _utf8_encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- writers
 
+# file_size and file_mtime let `scan --resume` recognise files already screened.
 CSV_FIXED = ["path", "status", "error", "score", "verdict", "flags", "width", "height",
-             "format", "n_faces", "face_confidence", "model_version"]
+             "format", "n_faces", "face_confidence", "model_version", "file_size", "file_mtime"]
+
+
+def csv_fieldnames(check_columns: list[str]) -> list[str]:
+    return CSV_FIXED + check_columns
 
 
 def csv_row(record: Mapping[str, Any], check_columns: list[str]) -> dict[str, Any]:
     image = record.get("image") or {}
     faces = record.get("faces") or []
+    file = record.get("file") or {}
     row: dict[str, Any] = {
-        "path": record["path"],
+        "path": "" if record["path"] is None else portable_text(record["path"]),
         "status": record["status"],
-        "error": record["error"] or "",
+        "error": portable_text(record["error"] or ""),
         "score": "" if record["score"] is None else record["score"],
         "verdict": record["verdict"] or "",
         "flags": ";".join(record["flags"]),
@@ -99,6 +135,8 @@ def csv_row(record: Mapping[str, Any], check_columns: list[str]) -> dict[str, An
         "n_faces": len(faces),
         "face_confidence": faces[0]["confidence"] if faces else "",
         "model_version": (record.get("model") or {}).get("version", ""),
+        "file_size": file.get("size", ""),
+        "file_mtime": file.get("mtime", ""),
     }
     checks = record.get("checks") or {}
     for column in check_columns:
@@ -109,7 +147,10 @@ def csv_row(record: Mapping[str, Any], check_columns: list[str]) -> dict[str, An
 
 
 class RecordWriter:
-    """Streams records as JSON Lines or CSV, flushing after each one."""
+    """Streams records as JSON Lines or CSV, flushing after each one.
+
+    ``count`` is the number of records written (and flushed) so far.
+    """
 
     def __init__(self, stream: IO[str], fmt: str, *, check_columns: list[str] | None = None,
                  write_header: bool = True) -> None:
@@ -117,17 +158,176 @@ class RecordWriter:
             raise ValueError(f"unknown format {fmt!r}")
         self.stream = stream
         self.fmt = fmt
+        self.count = 0
         self._csv: csv.DictWriter[str] | None = None
         if fmt == "csv":
-            self._csv = csv.DictWriter(stream, fieldnames=CSV_FIXED + (check_columns or []),
+            self._csv = csv.DictWriter(stream, fieldnames=csv_fieldnames(check_columns or []),
                                        extrasaction="ignore")
             if write_header:
                 self._csv.writeheader()
+                self.stream.flush()
         self._check_columns = check_columns or []
 
     def write(self, report: Report) -> None:
+        # One write call per record, so a killed process leaves at most one torn last line
+        # (which read_output recognises and `scan --resume` cuts off).
         if self._csv is not None:
             self._csv.writerow(csv_row(report.to_record(), self._check_columns))
         else:
             self.stream.write(report.to_json() + "\n")
         self.stream.flush()
+        self.count += 1
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+class ResumeError(ValueError):
+    """An existing output file cannot be resumed; the message is one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedFile:
+    """What ``scan --resume`` needs from one record already in the output."""
+
+    path: str  # as portable_text() spells it, so JSON and CSV paths compare alike
+    size: int | None
+    mtime: float | None
+    outcome: str  # the verdict of an ok record, else the status (no_face, error, ...)
+    model_version: str | None
+
+    @property
+    def key(self) -> tuple[str, int | None, float | None]:
+        return (self.path, self.size, self.mtime)
+
+
+@dataclass(frozen=True, slots=True)
+class ExistingOutput:
+    """An output file read back: its complete records and how much of it they fill."""
+
+    records: list[RecordedFile]
+    complete_bytes: int  # the header and complete records; anything after is a torn write
+    total_bytes: int
+
+    @property
+    def torn_bytes(self) -> int:
+        return self.total_bytes - self.complete_bytes
+
+
+def read_output(path: Path, fmt: str, *, check_columns: list[str]) -> ExistingOutput:
+    """Read the records of an output file written by :class:`RecordWriter`.
+
+    A last line without its newline is a write cut short (the process was killed): it is
+    not a record, and ``complete_bytes`` ends before it. Anything else that is not a record
+    raises :class:`ResumeError`, since appending to a file we do not understand could
+    corrupt it. Raises ``OSError`` when the file cannot be read.
+    """
+    if fmt not in ("jsonl", "csv"):
+        raise ValueError(f"unknown format {fmt!r}")
+    with path.open("rb") as fh:
+        total = fh.seek(0, 2)
+        fh.seek(0)
+        if fmt == "jsonl":
+            records, complete = _read_jsonl(fh)
+        else:
+            records, complete = _read_csv(fh, csv_fieldnames(check_columns), total)
+    return ExistingOutput(records=records, complete_bytes=complete, total_bytes=total)
+
+
+def _read_jsonl(fh: IO[bytes]) -> tuple[list[RecordedFile], int]:
+    records: list[RecordedFile] = []
+    complete = 0
+    for number, line in enumerate(fh, start=1):
+        if not line.endswith(b"\n"):
+            break  # the torn last line
+        if line.strip():
+            records.append(_from_json_line(line, number))
+        complete += len(line)
+    return records, complete
+
+
+def _from_json_line(line: bytes, number: int) -> RecordedFile:
+    try:
+        record = json.loads(line)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        raise ResumeError(f"line {number} is not JSON; is this a JSON Lines scan output?") from None
+    if not (isinstance(record, dict) and isinstance(record.get("path"), str)
+            and record.get("status") in STATUSES):
+        raise ResumeError(f"line {number} is not a ganscreen record")
+    file = record.get("file") if isinstance(record.get("file"), dict) else {}
+    model = record.get("model") if isinstance(record.get("model"), dict) else {}
+    return RecordedFile(
+        path=portable_text(record["path"]),
+        size=file.get("size"),
+        mtime=file.get("mtime"),
+        outcome=_outcome(record["status"], record.get("verdict")),
+        model_version=model.get("version"),
+    )
+
+
+class _LineCursor:
+    """Feeds csv.reader one physical line at a time while tracking the byte offset.
+
+    csv.reader pulls exactly the lines a row needs (no read-ahead), so after each row
+    ``offset`` is where that row ends in the file.
+    """
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self.offset = 0
+        self.ended_with_newline = True
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self._fh:
+            self.offset += len(raw)
+            self.ended_with_newline = raw.endswith(b"\n")
+            yield raw.decode("utf-8")
+
+
+def _read_csv(fh: IO[bytes], fieldnames: list[str], total: int) -> tuple[list[RecordedFile], int]:
+    cursor = _LineCursor(fh)
+    # strict: a quoted field cut off at the end of the file raises instead of passing as a row.
+    rows = csv.reader(cursor, strict=True)
+    records: list[RecordedFile] = []
+    complete = 0
+    number = 0
+    while True:
+        number += 1
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except (csv.Error, UnicodeDecodeError):
+            if cursor.offset >= total:
+                break  # a row cut short in a quoted field or a multi-byte character
+            raise ResumeError(f"row {number} is not valid CSV") from None
+        torn = not cursor.ended_with_newline or len(row) != len(fieldnames)
+        if torn and cursor.offset >= total:
+            break  # the torn last row (or header)
+        if number == 1:
+            if row != fieldnames:
+                raise ResumeError("its first row is not the CSV header of this ganscreen version; "
+                                  "scan to a new file instead")
+        elif torn:
+            raise ResumeError(f"row {number} does not have the {len(fieldnames)} columns of a ganscreen CSV")
+        else:
+            records.append(_from_csv_row(dict(zip(fieldnames, row, strict=True)), number))
+        complete = cursor.offset
+    return records, complete
+
+
+def _from_csv_row(row: dict[str, str], number: int) -> RecordedFile:
+    if row["status"] not in STATUSES:
+        raise ResumeError(f"row {number} is not a ganscreen record")
+    try:
+        size = int(row["file_size"]) if row["file_size"] else None
+        mtime = float(row["file_mtime"]) if row["file_mtime"] else None
+    except ValueError:
+        raise ResumeError(f"row {number} has an unreadable file_size or file_mtime") from None
+    return RecordedFile(path=portable_text(row["path"]), size=size, mtime=mtime,
+                        outcome=_outcome(row["status"], row["verdict"] or None),
+                        model_version=row["model_version"] or None)
+
+
+def _outcome(status: str, verdict: str | None) -> str:
+    return verdict if status == "ok" and verdict in VERDICTS else status

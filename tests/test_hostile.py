@@ -1,0 +1,210 @@
+"""Hostile inputs: each one becomes exactly one record (with a clear one-line message when it
+cannot be screened), and the scan goes on to the next file.
+
+Everything is generated in a temporary folder; the same folder is scanned through the Python
+API and once through the CLI.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from ganscreen import Screener
+from ganscreen.cli import app
+from ganscreen.report import Report
+
+runner = CliRunner()
+FACE_SIZE = 160  # big enough for MTCNN to find the face, small enough to keep the test fast
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    # On a small machine shared with other work, torch's default thread pool can make each
+    # image many times slower; one thread keeps the test fast and its timing predictable.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@dataclass(frozen=True)
+class Expect:
+    status: str  # "ok", "no_face" or "error"
+    message: str | None = None  # a word the error message must contain
+
+
+# --------------------------------------------------------------------------- the inputs
+
+
+def _encode(img: Image.Image, fmt: str, **kwargs: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG with valid CRCs whose header claims ``width`` x ``height`` and holds almost no data."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+            + _png_chunk(b"IDAT", zlib.compress(b"\0" * 100)) + _png_chunk(b"IEND", b""))
+
+
+def _exif_rotated(face: Image.Image) -> bytes:
+    """The face stored sideways with EXIF Orientation 6, as phones write portraits."""
+    sideways = face.transpose(Image.Transpose.ROTATE_90)
+    exif = sideways.getexif()
+    exif[0x0112] = 6
+    return _encode(sideways, "JPEG", quality=92, exif=exif.tobytes())
+
+
+def _animated_gif(face: Image.Image) -> bytes:
+    frames = [face, face.transpose(Image.Transpose.FLIP_TOP_BOTTOM)]
+    return _encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=80, loop=0)
+
+
+def _make_inputs(root: Path, face: Image.Image) -> dict[str, Expect]:
+    """Write every hostile input into ``root``; returns what each must become."""
+    jpeg, png = _encode(face, "JPEG", quality=90), _encode(face, "PNG")
+    grey16 = (np.asarray(face.convert("L")).astype(np.uint16) * 257)
+    files: dict[str, tuple[bytes, Expect]] = {
+        "empty.jpg": (b"", Expect("error", "empty")),
+        "notes.jpg": (b"just some text\nsecond line\n", Expect("error", "not a recognised image")),
+        "page.jpg": (b"<!doctype html><html><body><h1>404 Not Found</h1></body></html>\n",
+                     Expect("error", "not a recognised image")),
+        "cut.jpg": (jpeg[: len(jpeg) // 2], Expect("error", "truncated")),
+        "cut.png": (png[: len(png) // 2], Expect("error", "truncated")),
+        "bomb.png": (_png_claiming(100_000, 100_000), Expect("error", "too large")),
+        "dot.png": (_encode(Image.new("RGB", (1, 1), (90, 60, 40)), "PNG"), Expect("no_face")),
+        "strip.png": (_encode(Image.new("RGB", (20_000, 10), (90, 60, 40)), "PNG"), Expect("no_face")),
+        "deep16.png": (_encode(Image.fromarray(grey16), "PNG"), Expect("ok")),
+        "cmyk.jpg": (_encode(face.convert("CMYK"), "JPEG", quality=92), Expect("ok")),
+        "palette.png": (_encode(face.convert("P"), "PNG", transparency=0), Expect("ok")),
+        "animated.gif": (_animated_gif(face), Expect("ok")),
+        "rotated.jpg": (_exif_rotated(face), Expect("ok")),
+        "face.webp": (_encode(face, "WEBP", quality=90), Expect("ok")),
+        "face.tiff": (_encode(face, "TIFF"), Expect("ok")),
+        "locked.jpg": (jpeg, Expect("error", "permission denied")),
+        "with space.jpg": (jpeg, Expect("ok")),
+        "ünïcödé 写真.jpg": (jpeg, Expect("ok")),
+        "new\nline.jpg": (jpeg, Expect("ok")),
+        "<img src=x onerror=alert(1)>.jpg": (jpeg, Expect("ok")),
+    }
+    for name, (data, _) in files.items():
+        (root / name).write_bytes(data)
+    expected = {name: expect for name, (_, expect) in files.items()}
+    # File names are bytes on POSIX: one that is not UTF-8 (Latin-1 here) must not break output.
+    latin1 = os.fsdecode(b"caf\xe9.jpg")
+    (root / latin1).write_bytes(jpeg)
+    expected[latin1] = Expect("ok")
+    # A folder named like an image is a folder: walked, its files screened, no record itself.
+    (root / "x.jpg").mkdir()
+    (root / "x.jpg" / "inside.png").write_bytes(png)
+    expected[os.path.join("x.jpg", "inside.png")] = Expect("ok")
+    # Symbolic link loops: a link to itself and a pair pointing at each other.
+    (root / "self.jpg").symlink_to(root / "self.jpg")
+    (root / "ping.jpg").symlink_to(root / "pong.jpg")
+    (root / "pong.jpg").symlink_to(root / "ping.jpg")
+    for name in ("self.jpg", "ping.jpg", "pong.jpg"):
+        expected[name] = Expect("error", "looping")
+    (root / "again").symlink_to(root, target_is_directory=True)  # a folder loop: never entered
+    return expected
+
+
+@pytest.fixture
+def hostile(tmp_path: Path, samples: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict[str, Expect]]:
+    root = tmp_path / "hostile"
+    root.mkdir()
+    face = Image.open(samples / "astronaut.png").convert("RGB").resize((FACE_SIZE, FACE_SIZE))
+    expected = _make_inputs(root, face)
+    _lock(root / "locked.jpg", monkeypatch)
+    return root, expected
+
+
+def _lock(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``path`` unreadable. chmod 000 does that for a normal user; root reads through
+    it, so as root opening that one file is made to fail the way the kernel would."""
+    path.chmod(0)
+    if os.geteuid() != 0:
+        return
+    real_open = Path.open
+
+    def guarded_open(self: Path, *args: object, **kwargs: object):  # noqa: ANN202
+        if self.name == path.name:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        return real_open(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "open", guarded_open)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_report(report: Report, expect: Expect) -> None:
+    name = report.path
+    assert report.status == expect.status, (name, report.status, report.error)
+    if expect.status == "error":
+        assert report.error and "\n" not in report.error and "\r" not in report.error, name
+        assert expect.message in report.error.lower(), (name, report.error)
+        assert report.verdict is None and report.score is None
+    else:
+        assert report.error is None, (name, report.error)
+    if expect.status == "ok":
+        assert report.verdict in ("gan", "uncertain", "real"), name
+    line = report.to_json()
+    assert "\n" not in line
+    line.encode("utf-8")  # writable to any UTF-8 file, whatever the file name
+
+
+def test_every_hostile_input_gets_exactly_one_clear_record(
+        screener: Screener, hostile: tuple[Path, dict[str, Expect]]) -> None:
+    root, expected = hostile
+    reports = list(screener.scan([root]))
+    got = [os.path.relpath(r.path, root) for r in reports]
+    assert sorted(got) == sorted(expected), "every input once, nothing else"
+    for report, rel in zip(reports, got, strict=True):
+        _check_report(report, expected[rel])
+    rotated = reports[got.index("rotated.jpg")]
+    assert rotated.image is not None and (rotated.image.width, rotated.image.height) == (FACE_SIZE, FACE_SIZE)
+
+
+def test_a_directory_named_like_an_image_is_an_error_when_screened_directly(
+        screener: Screener, hostile: tuple[Path, dict[str, Expect]]) -> None:
+    root, _ = hostile
+    report = screener.screen(root / "x.jpg")
+    assert report.status == "error" and report.error == "is a directory, not an image file"
+
+
+def test_cli_writes_one_json_line_per_hostile_input(hostile: tuple[Path, dict[str, Expect]],
+                                                    tmp_path: Path) -> None:
+    root, expected = hostile
+    out = tmp_path / "scan.jsonl"
+    result = runner.invoke(app, ["scan", str(root), "-o", str(out), "--device", "cpu",
+                                 "--fail-on", "never", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    lines = out.read_bytes().decode("utf-8").splitlines()  # strict UTF-8: no raw surrogates
+    records = [json.loads(line) for line in lines]
+    assert sorted(os.path.relpath(r["path"], root) for r in records) == sorted(expected)
+    by_name = {os.path.relpath(r["path"], root): r for r in records}
+    for name, expect in expected.items():
+        assert by_name[name]["status"] == expect.status, (name, by_name[name]["error"])
+    assert by_name["locked.jpg"]["error"] == "permission denied"
+    summary = result.stderr.strip().splitlines()[-1]
+    assert summary.endswith(f"{sum(e.status == 'error' for e in expected.values())} error")

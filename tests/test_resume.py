@@ -1,0 +1,294 @@
+"""Never lose a result: interrupted scans keep complete records and `scan --resume` finishes them.
+
+The scan runs as a real subprocess (``python -m ganscreen scan``) that is killed with SIGKILL,
+then resumed and stopped with SIGINT and SIGTERM, then resumed to the end. The whole story
+runs once (module fixture); each test checks one promise about it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image, ImageOps
+from typer.testing import CliRunner
+
+from ganscreen.cli import app
+from ganscreen.report import RecordWriter, Report, ResumeError, portable_text, read_output
+
+# On a small machine shared with other work, torch's default thread pool can make each image
+# many times slower; one thread keeps these tests fast and their timing predictable.
+SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+SCORE_TOLERANCE = 1e-4
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+# --------------------------------------------------------------------------- the scanned folder
+
+
+def _make_folder(root: Path, samples: Path) -> list[Path]:
+    """Fourteen inputs: face images of several sizes and formats, and three broken files
+    placed among them, so every interruption lands in the middle of the scan."""
+    root.mkdir()
+    face = Image.open(samples / "astronaut.png").convert("RGB")
+    made: list[Path] = []
+    for i, size in enumerate((128, 144, 160, 176, 192, 208, 224, 240, 256, 272, 288)):
+        variant = face.resize((size, size))
+        if i % 2:
+            variant = ImageOps.mirror(variant)
+        path = root / f"{2 * i:02d}_face.{'png' if i % 3 == 0 else 'jpg'}"
+        variant.save(path)
+        made.append(path)
+    (root / "03_empty.jpg").write_bytes(b"")
+    (root / "07_text.jpg").write_text("not a picture\n")
+    jpeg = (root / "02_face.jpg").read_bytes()
+    (root / "11_truncated.jpg").write_bytes(jpeg[: len(jpeg) // 3])
+    made += [root / "03_empty.jpg", root / "07_text.jpg", root / "11_truncated.jpg"]
+    return sorted(made)
+
+
+def _command(folder: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "ganscreen", "scan", str(folder), "-o", str(out), "--no-progress",
+            "--batch-size", "1", "--device", "cpu", "--fail-on", "never", *extra]
+
+
+def _complete_lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+@dataclass
+class Run:
+    returncode: int
+    stderr: str
+    lines: list[bytes]  # the output file's lines after the run, the last one maybe torn
+
+
+def _run(folder: Path, out: Path, *extra: str, stop_at: int | None = None,
+         sig: int = signal.SIGKILL) -> Run:
+    """Run a scan; with ``stop_at``, send ``sig`` once the output holds that many lines."""
+    proc = subprocess.Popen(_command(folder, out, *extra), env=SUBPROCESS_ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if stop_at is not None:
+        deadline = time.monotonic() + 60
+        while _complete_lines(out) < stop_at and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert proc.poll() is None, f"the scan ended before {stop_at} records: {proc.stderr.read()}"
+        proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=120)
+    return Run(proc.returncode, stderr, out.read_bytes().splitlines(keepends=True))
+
+
+def _records(lines: list[bytes]) -> list[dict]:
+    assert all(line.endswith(b"\n") for line in lines), "a line is torn"
+    return [json.loads(line) for line in lines]
+
+
+@dataclass
+class Story:
+    inputs: list[Path]
+    fresh: Run
+    killed: Run
+    kept: list[bytes]  # the complete lines left before the torn one
+    torn: bytes  # the half line left at the end of the file, as a killed write would
+    resumed_sigint: Run
+    resumed_sigterm: Run
+    finished: Run
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory, samples: Path) -> Story:
+    base = tmp_path_factory.mktemp("resume")
+    folder = base / "photos"
+    inputs = _make_folder(folder, samples)
+    fresh = _run(folder, base / "fresh.jsonl")
+    out = base / "scan.jsonl"
+    killed = _run(folder, out, stop_at=3, sig=signal.SIGKILL)
+    # Tear the last complete record in half: what a SIGKILL in the middle of a write leaves
+    # (a real torn line, if the kill made one, is replaced by this one).
+    complete = [line for line in killed.lines if line.endswith(b"\n")]
+    kept, torn = complete[:-1], complete[-1][: len(complete[-1]) // 2]
+    out.write_bytes(b"".join(kept) + torn)
+    resumed_sigint = _run(folder, out, "--resume", stop_at=len(kept) + 2, sig=signal.SIGINT)
+    resumed_sigterm = _run(folder, out, "--resume", stop_at=len(resumed_sigint.lines) + 2,
+                           sig=signal.SIGTERM)
+    finished = _run(folder, out, "--resume")
+    return Story(inputs, fresh, killed, kept, torn, resumed_sigint, resumed_sigterm, finished)
+
+
+# --------------------------------------------------------------------------- the subprocess story
+
+
+def test_sigkill_leaves_complete_records_and_at_most_one_torn_line(story: Story) -> None:
+    assert story.killed.returncode == -signal.SIGKILL
+    complete = [line for line in story.killed.lines if line.endswith(b"\n")]
+    assert len(complete) >= len(story.killed.lines) - 1
+    assert 3 <= len(complete) < len(story.inputs), "the kill must land in the middle of the scan"
+    _records(complete)
+
+
+@pytest.mark.parametrize("which, sig", [("resumed_sigint", signal.SIGINT),
+                                        ("resumed_sigterm", signal.SIGTERM)])
+def test_signal_stops_cleanly_with_a_one_line_message(story: Story, which: str, sig: int) -> None:
+    run: Run = getattr(story, which)
+    assert run.returncode == 128 + sig, run.stderr
+    records = _records(run.lines)  # every line complete, every line JSON
+    assert len(records) < len(story.inputs)
+    message = [line for line in run.stderr.splitlines() if line.startswith("interrupted")]
+    assert len(message) == 1, run.stderr
+    assert signal.Signals(sig).name in message[0] and "--resume" in message[0]
+    assert "Traceback" not in run.stderr
+
+
+def test_resume_cuts_the_torn_line_and_says_so(story: Story) -> None:
+    assert story.torn and not story.torn.endswith(b"\n"), "the story must leave a torn line"
+    after = story.resumed_sigint.lines
+    assert "torn last line" in story.resumed_sigint.stderr
+    assert after[: len(story.kept)] == story.kept
+    # The torn record's file was screened again: its whole record follows the kept ones.
+    assert after[len(story.kept)].startswith(story.torn) and after[len(story.kept)].endswith(b"}\n")
+
+
+def test_each_resume_appends_without_rewriting(story: Story) -> None:
+    runs = [story.resumed_sigint, story.resumed_sigterm, story.finished]
+    for before, after in zip(runs, runs[1:], strict=False):
+        assert after.lines[: len(before.lines)] == before.lines
+        assert len(after.lines) > len(before.lines)
+
+
+def test_resumed_scan_has_one_record_per_file_equal_to_a_fresh_scan(story: Story) -> None:
+    assert story.fresh.returncode == 0 and story.finished.returncode == 0, story.finished.stderr
+    fresh = {r["path"]: r for r in _records(story.fresh.lines)}
+    resumed = _records(story.finished.lines)
+    assert Counter(r["path"] for r in resumed) == Counter(str(p) for p in story.inputs)
+    assert set(fresh) == {str(p) for p in story.inputs}
+    for record in resumed:
+        expected = fresh[record["path"]]
+        for key in ("status", "verdict", "error", "flags", "file"):
+            assert record[key] == expected[key], (record["path"], key)
+        if expected["score"] is None:
+            assert record["score"] is None
+        else:
+            assert record["score"] == pytest.approx(expected["score"], abs=SCORE_TOLERANCE)
+    assert {r["status"] for r in resumed} == {"ok", "error"}
+
+
+# --------------------------------------------------------------------------- in-process CLI
+
+
+def test_resume_without_output_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["scan", str(tmp_path), "--resume"])
+    assert result.exit_code == 2
+    assert "--resume needs -o" in result.stderr
+
+
+def test_resume_refuses_a_file_that_is_not_a_scan(tmp_path: Path) -> None:
+    out = tmp_path / "notes.jsonl"
+    out.write_text('{"path": "a.jpg", "status": "ok"}\nnot json\n{"path": "b.jpg", "status": "ok"}\n')
+    result = runner.invoke(app, ["scan", str(tmp_path), "-o", str(out), "--resume", "--device", "cpu"])
+    assert result.exit_code == 2
+    assert "line 2 is not JSON" in result.stderr
+    assert out.read_text().count("\n") == 3, "a file we cannot resume must be left untouched"
+
+
+def test_csv_resume_repairs_and_matches_a_fresh_scan(tmp_path: Path, samples: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    face = Image.open(samples / "astronaut.png").convert("RGB")
+    for size in (128, 160, 192):
+        face.resize((size, size)).save(folder / f"face {size}.jpg")
+    (folder / "line\nbreak.png").write_bytes(b"")  # a quoted CSV field spanning two lines
+    args = ["--format", "csv", "--device", "cpu", "--fail-on", "never", "--no-progress"]
+    full, out = tmp_path / "full.csv", tmp_path / "scan.csv"
+    assert runner.invoke(app, ["scan", str(folder), "-o", str(full), *args]).exit_code == 0
+    data = full.read_bytes()
+    cut = data.index(b"line\n") + len(b"line\n")  # torn right after the embedded newline
+    out.write_bytes(data[:cut])
+    result = runner.invoke(app, ["scan", str(folder), "-o", str(out), "--resume", *args])
+    assert result.exit_code == 0, result.output
+    assert "torn last line" in result.stderr
+    assert sorted(out.read_bytes().split(b"\r\n")) == sorted(data.split(b"\r\n"))
+
+    # A file changed since it was recorded is screened again (its old record stays).
+    changed = folder / "face 160.jpg"
+    os.utime(changed, (time.time() - 60, time.time() - 60))
+    result = runner.invoke(app, ["scan", str(folder), "-o", str(out), "--resume", *args])
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode("utf-8"), newline="")))
+    assert Counter(r["path"] for r in rows)[str(changed)] == 2
+    assert len(rows) == 5
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+def _jsonl(reports: list[Report]) -> bytes:
+    buf = io.StringIO()
+    writer = RecordWriter(buf, "jsonl")
+    for report in reports:
+        writer.write(report)
+    return buf.getvalue().encode("utf-8")
+
+
+def _report(path: str, size: int = 10, mtime: float = 1.5) -> Report:
+    return Report(path=path, status="error", error="truncated image file",
+                  file={"size": size, "mtime": mtime})
+
+
+def test_read_output_stops_before_a_torn_last_line(tmp_path: Path) -> None:
+    data = _jsonl([_report("a.jpg"), _report("b.jpg")])
+    path = tmp_path / "scan.jsonl"
+    path.write_bytes(data + b'{"path": "c.jpg", "sta')
+    existing = read_output(path, "jsonl", check_columns=[])
+    assert [r.path for r in existing.records] == ["a.jpg", "b.jpg"]
+    assert existing.complete_bytes == len(data) and existing.torn_bytes == 22
+    assert existing.records[0].key == ("a.jpg", 10, 1.5)
+
+
+def test_read_output_refuses_damage_in_the_middle(tmp_path: Path) -> None:
+    path = tmp_path / "scan.jsonl"
+    path.write_bytes(_jsonl([_report("a.jpg")]) + b"\x00\x00\n" + _jsonl([_report("b.jpg")]))
+    with pytest.raises(ResumeError, match="line 2"):
+        read_output(path, "jsonl", check_columns=[])
+
+
+def test_undecodable_file_names_survive_json_and_csv(tmp_path: Path) -> None:
+    name = os.fsdecode(b"caf\xe9.jpg")  # Latin-1 bytes: not UTF-8, so Python holds a surrogate
+    line = _report(name).to_json()
+    line.encode("utf-8")  # writable to any UTF-8 stream
+    assert json.loads(line)["path"] == name  # and exact: the bytes come back
+    for fmt in ("jsonl", "csv"):
+        path = tmp_path / f"scan.{fmt}"
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            RecordWriter(fh, fmt).write(_report(name))
+        [record] = read_output(path, fmt, check_columns=[]).records
+        assert record.path == portable_text(name)
+
+
+def test_csv_torn_header_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "scan.csv"
+    path.write_bytes(b"path,status,err")
+    existing = read_output(path, "csv", check_columns=[])
+    assert existing.records == [] and existing.complete_bytes == 0
