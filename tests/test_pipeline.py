@@ -31,7 +31,7 @@ def test_screen_accepts_path_bytes_and_pil(screener: Screener, samples) -> None:
 def test_record_follows_the_documented_schema(screener: Screener, samples) -> None:  # noqa: ANN001
     record = json.loads(screener.screen(samples / "astronaut_ffhq_aligned.jpg").to_json())
     assert list(record) == ["path", "status", "error", "score", "verdict", "flags", "image",
-                            "faces", "checks", "model", "file"]
+                            "faces", "checks", "robustness", "model", "file"]
     assert record["image"] == {"width": 512, "height": 512, "format": "JPEG"}
     assert record["status"] == "ok" and record["error"] is None
     assert 0.0 <= record["score"] <= 1.0 and record["verdict"] in ("gan", "uncertain", "real")
@@ -107,3 +107,20 @@ def test_batching_does_not_change_results(samples) -> None:  # noqa: ANN001
         assert (a["score"] is None) == (b["score"] is None)
         if a["score"] is not None:
             assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+
+
+def test_robustness_rescoring_records_every_variant(samples) -> None:  # noqa: ANN001
+    from ganscreen.pipeline import ROBUSTNESS_VARIANTS
+
+    screener = Screener(device="cpu", robustness=True)
+    reports = list(screener.scan([samples / "astronaut.png", samples / "astronaut_ffhq_aligned.jpg",
+                                  samples / "broken_truncated.jpg"]))
+    for report in reports[:2]:
+        rob = report.to_record()["robustness"]
+        assert [(v["longer_side"], v["jpeg_quality"]) for v in rob["variants"]] == list(ROBUSTNESS_VARIANTS)
+        assert rob["unstable"] == any(v["verdict"] != report.verdict for v in rob["variants"])
+        assert all(v["score"] is not None and 0 <= v["score"] <= 1 for v in rob["variants"])
+    # A real portrait stays real after platform processing.
+    assert reports[0].verdict == "real" and reports[0].robustness["unstable"] is False
+    assert reports[2].status == "error" and reports[2].robustness is None
+    assert Screener(device="cpu").screen(samples / "astronaut.png").robustness is None

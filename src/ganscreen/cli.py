@@ -104,6 +104,10 @@ def scan(
                                   "folders (never followed by default).")] = False,
     progress: Annotated[bool, typer.Option(
         "--progress/--no-progress", help="Show a progress bar on standard error.")] = True,
+    robustness: Annotated[bool, typer.Option(
+        "--robustness", help="Also re-score each face after platform processing (longer side "
+                             "512/384/256 px, JPEG quality 85/75/60) and mark the record "
+                             "unstable when the verdict flips (4x slower).")] = False,
 ) -> None:
     """Scan images and write one record per input file.
 
@@ -120,7 +124,8 @@ def scan(
         try:
             _scan(paths, output=output, fmt=fmt.value, resume=resume, device=device.value,
                   fail_on=fail_on.value, batch_size=batch_size, all_files=all_files,
-                  follow_symlinks=follow_symlinks, progress=progress, err=err, stop=stop)
+                  follow_symlinks=follow_symlinks, progress=progress, robustness=robustness,
+                  err=err, stop=stop)
         except ScanInterrupted as exc:
             err.print(escape(_interrupted_message(exc.signum, stop.written, output)), highlight=False)
             raise typer.Exit(128 + exc.signum) from None
@@ -128,7 +133,7 @@ def scan(
 
 def _scan(paths: list[Path], *, output: Path | None, fmt: str, resume: bool, device: str,
           fail_on: str, batch_size: int, all_files: bool, follow_symlinks: bool, progress: bool,
-          err: Console, stop: _StopOnSignals) -> None:
+          robustness: bool, err: Console, stop: _StopOnSignals) -> None:
     from ganscreen.images import iter_inputs
     from ganscreen.pipeline import Screener
     from ganscreen.report import RecordWriter
@@ -138,7 +143,7 @@ def _scan(paths: list[Path], *, output: Path | None, fmt: str, resume: bool, dev
     stream = _open_output(output, existing, err)
     try:
         try:
-            screener = Screener(device=device, batch_size=batch_size)
+            screener = Screener(device=device, batch_size=batch_size, robustness=robustness)
         except ValueError as exc:
             _fail(err, str(exc))
         if existing is not None and output is not None:

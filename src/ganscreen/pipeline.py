@@ -7,6 +7,7 @@ memory stays flat however many files are scanned.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -46,14 +47,19 @@ class Screener:
         Images decoded and sent through face detection together.
     checks:
         The checks to run; defaults to every shipped check.
+    robustness:
+        Also re-score every judged face after platform-style processing (downscale, JPEG;
+        see :data:`ROBUSTNESS_VARIANTS`) and mark the report unstable when a verdict flips.
     """
 
     def __init__(self, *, device: str | torch.device = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
-                 checks: Sequence[Check] | None = None, fusion: Fusion | None = None) -> None:
+                 checks: Sequence[Check] | None = None, fusion: Fusion | None = None,
+                 robustness: bool = False) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.device = resolve_device(device)
         self.batch_size = batch_size
+        self.robustness = robustness
         self.detector = FaceDetector(device=self.device)
         self.checks: list[Check] = list(checks) if checks is not None else default_checks(self.device)
         self.fusion = fusion if fusion is not None else Fusion()
@@ -104,6 +110,38 @@ class Screener:
         return [r for r in reports if r is not None]
 
     def _screen_batch(self, items: list[tuple[str | None, object]]) -> list[Report]:
+        reports = self._screen_plain(items)
+        if self.robustness:
+            self._add_robustness(items, reports)
+        return reports
+
+    def _add_robustness(self, items: list[tuple[str | None, object]], reports: list[Report]) -> None:
+        """Re-screen platform-processed copies of every judged image, in one batch."""
+        variants: list[tuple[int, int, int, bytes]] = []
+        for i, report in enumerate(reports):
+            if report.status != "ok" or report.score is None:
+                continue
+            try:
+                image = load_image(items[i][1]).pil()  # type: ignore[arg-type]
+            except Exception:  # it loaded a moment ago; if not now, there is nothing to vary
+                continue
+            variants += [(i, side, quality, platform_copy(image, side, quality))
+                         for side, quality in ROBUSTNESS_VARIANTS]
+        scored = self._screen_plain([(None, data) for _, _, _, data in variants])
+        by_image: dict[int, list[dict[str, object]]] = {}
+        for (i, side, quality, _), variant in zip(variants, scored, strict=True):
+            by_image.setdefault(i, []).append({
+                "longer_side": side, "jpeg_quality": quality,
+                "score": None if variant.score is None else round(float(variant.score), 5),
+                "verdict": variant.verdict if variant.status == "ok" else variant.status,
+            })
+        for i, entries in by_image.items():
+            reports[i].robustness = {
+                "unstable": any(e["verdict"] != reports[i].verdict for e in entries),
+                "variants": entries,
+            }
+
+    def _screen_plain(self, items: list[tuple[str | None, object]]) -> list[Report]:
         reports: list[Report | None] = [None] * len(items)
         loaded: list[tuple[int, LoadedImage]] = []
         for i, (path, source) in enumerate(items):
@@ -203,6 +241,21 @@ class Screener:
                image: ImageInfo | None = None) -> Report:
         return Report(path=path, status="error", error=_one_line(message), image=image,
                       model=self.model_info, file=file)
+
+
+# Platform-style processing for --robustness: (longer side in pixels, JPEG quality).
+ROBUSTNESS_VARIANTS = ((512, 85), (384, 75), (256, 60))
+
+
+def platform_copy(image: Image.Image, longer_side: int, quality: int) -> bytes:
+    """The photo as a platform would serve it: shrunk to ``longer_side`` (never enlarged)
+    and re-encoded as JPEG."""
+    copy = image.convert("RGB")
+    if max(copy.size) > longer_side:
+        copy.thumbnail((longer_side, longer_side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    copy.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
 
 
 def _info(img: LoadedImage) -> ImageInfo:

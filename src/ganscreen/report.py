@@ -55,6 +55,7 @@ class Report:
     checks: Mapping[str, CheckResult] = field(default_factory=dict)
     model: Mapping[str, str] = field(default_factory=dict)
     file: Mapping[str, int | float] | None = None  # size and mtime, for --resume
+    robustness: Mapping[str, Any] | None = None  # variants' scores when asked for
 
     @property
     def is_error(self) -> bool:
@@ -71,6 +72,7 @@ class Report:
             "image": None if self.image is None else self.image.to_record(),
             "faces": [f.to_record() for f in self.faces],
             "checks": {name: r.to_record() for name, r in self.checks.items()},
+            "robustness": None if self.robustness is None else dict(self.robustness),
             "model": dict(self.model),
             "file": None if self.file is None else dict(self.file),
         }
@@ -110,7 +112,7 @@ def _utf8_encodable(text: str) -> bool:
 # --------------------------------------------------------------------------- writers
 
 # file_size and file_mtime let `scan --resume` recognise files already screened.
-CSV_FIXED = ["path", "status", "error", "score", "verdict", "flags", "width", "height",
+CSV_FIXED = ["path", "status", "error", "score", "verdict", "flags", "unstable", "width", "height",
              "format", "n_faces", "face_confidence", "model_version", "file_size", "file_mtime"]
 
 
@@ -129,6 +131,7 @@ def csv_row(record: Mapping[str, Any], check_columns: list[str]) -> dict[str, An
         "score": "" if record["score"] is None else record["score"],
         "verdict": record["verdict"] or "",
         "flags": ";".join(record["flags"]),
+        "unstable": "" if not record.get("robustness") else str(record["robustness"]["unstable"]).lower(),
         "width": image.get("width", ""),
         "height": image.get("height", ""),
         "format": image.get("format") or "",
