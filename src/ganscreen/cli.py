@@ -1,8 +1,9 @@
-"""Command line: ``ganscreen scan PATH...``.
+"""Command line: ``ganscreen scan PATH...`` and ``ganscreen report SCAN.jsonl``.
 
 Exit codes: 0 finished and nothing at or above ``--fail-on``; 1 finished and something was
 flagged; 2 usage error or unwritable output; 128 + signal number (130 for Ctrl-C, 143 for
 SIGTERM) when stopped by a signal. A bad image is a record, never an exit code.
+``ganscreen report`` exits 0 when the page is written and 2 when it cannot be.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ganscreen._version import __version__
 
 if TYPE_CHECKING:
+    from ganscreen.evidence import EvidenceMaker
     from ganscreen.images import InputFile
     from ganscreen.report import ExistingOutput, RecordedFile, RecordWriter, Report
 
@@ -44,6 +46,7 @@ app = typer.Typer(
 class OutputFormat(StrEnum):
     jsonl = "jsonl"
     csv = "csv"
+    html = "html"
 
 
 class Device(StrEnum):
@@ -81,7 +84,10 @@ def scan(
         "--output", "-o", help="Write records to this file instead of standard output.",
         dir_okay=False)] = None,
     fmt: Annotated[OutputFormat, typer.Option(
-        "--format", "-f", help="Record format: JSON Lines (one object per line) or CSV.",
+        "--format", "-f", help="Record format: JSON Lines (one object per line), CSV, or html: "
+                               "a self-contained HTML report with evidence images (needs -o; "
+                               "the records stream to OUTPUT.jsonl beside it as the scan goes, "
+                               "and --resume continues that file).",
         case_sensitive=False)] = OutputFormat.jsonl,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue an interrupted scan: keep the records already in the -o "
@@ -108,6 +114,10 @@ def scan(
         "--robustness", help="Also re-score each face after platform processing (longer side "
                              "512/384/256 px, JPEG quality 85/75/60) and mark the record "
                              "unstable when the verdict flips (4x slower).")] = False,
+    evidence_dir: Annotated[Path | None, typer.Option(
+        "--evidence-dir", help="Also write each file's evidence images as PNG files (and a "
+                               "plain-text legend) to DIR/<hash of the path>/, for write-ups.",
+        file_okay=False)] = None,
 ) -> None:
     """Scan images and write one record per input file.
 
@@ -115,25 +125,43 @@ def scan(
     standard error. Every input file gets exactly one record, with status ok, no_face or
     error (and a one-line message). Ctrl-C or SIGTERM stops after the last complete record;
     --resume then finishes the scan.
+
+    With --format html -o report.html the records stream to report.html.jsonl (so an
+    interruption loses nothing, and --resume continues that file); the page is rendered
+    from them once the scan is complete.
     """
     # soft_wrap: messages stay one line however narrow the terminal (logs, grep, tests).
     err = Console(stderr=True, soft_wrap=True)
     if resume and output is None:
         _fail(err, "--resume needs -o FILE: it continues the scan recorded in that file")
+    html: Path | None = None
+    if fmt is OutputFormat.html:
+        if output is None:
+            _fail(err, "--format html needs -o FILE: the report is a file (its records go to FILE.jsonl)")
+        html, output = output, records_path(output)
+    if evidence_dir is not None:
+        _make_folder(evidence_dir, err)
     with _StopOnSignals() as stop:
         try:
-            _scan(paths, output=output, fmt=fmt.value, resume=resume, device=device.value,
-                  fail_on=fail_on.value, batch_size=batch_size, all_files=all_files,
-                  follow_symlinks=follow_symlinks, progress=progress, robustness=robustness,
-                  err=err, stop=stop)
+            _scan(paths, output=output, fmt="jsonl" if html is not None else fmt.value, resume=resume,
+                  device=device.value, fail_on=fail_on.value, batch_size=batch_size,
+                  all_files=all_files, follow_symlinks=follow_symlinks, progress=progress,
+                  robustness=robustness, err=err, stop=stop, html=html, evidence_dir=evidence_dir)
         except ScanInterrupted as exc:
             err.print(escape(_interrupted_message(exc.signum, stop.written, output)), highlight=False)
             raise typer.Exit(128 + exc.signum) from None
 
 
+def records_path(html: Path) -> Path:
+    """Where ``scan --format html -o HTML`` streams its records: ``HTML.jsonl`` beside it."""
+    return html.with_name(html.name + ".jsonl")
+
+
 def _scan(paths: list[Path], *, output: Path | None, fmt: str, resume: bool, device: str,
           fail_on: str, batch_size: int, all_files: bool, follow_symlinks: bool, progress: bool,
-          robustness: bool, err: Console, stop: _StopOnSignals) -> None:
+          robustness: bool, err: Console, stop: _StopOnSignals, html: Path | None = None,
+          evidence_dir: Path | None = None) -> None:
+    from ganscreen.evidence import EvidenceMaker
     from ganscreen.images import iter_inputs
     from ganscreen.pipeline import Screener
     from ganscreen.report import RecordWriter
@@ -151,6 +179,12 @@ def _scan(paths: list[Path], *, output: Path | None, fmt: str, resume: bool, dev
         writer = RecordWriter(stream, fmt, check_columns=columns,
                               write_header=existing is None or existing.complete_bytes == 0)
         stop.writer = writer
+        maker = None
+        if html is not None or evidence_dir is not None:
+            cnn = next((c for c in screener.checks if getattr(c, "name", None) == "cnn"), None)
+            maker = EvidenceMaker(cnn=cnn, device=str(screener.device))
+        # With html the evidence is drawn once, for the page, after the scan.
+        streamed_evidence = evidence_dir if html is None else None
 
         def inputs() -> Iterator[InputFile]:
             return iter_inputs(paths, all_files=all_files, follow_symlinks=follow_symlinks)
@@ -165,13 +199,101 @@ def _scan(paths: list[Path], *, output: Path | None, fmt: str, resume: bool, dev
         with bar:
             task = bar.add_task("scan", total=total)
             for report in screener.scan_inputs(_pending(inputs(), _Recorded(records), counts)):
+                if streamed_evidence is not None and maker is not None:
+                    # Before the record: a record in the output means its evidence is on disk,
+                    # so a resumed scan never leaves a recorded file without evidence.
+                    _write_evidence(maker, streamed_evidence, report.to_record(), err)
                 _write(writer, report, stop, output, err)
                 counts[_outcome(report)] += 1
                 bar.advance(task)
     finally:
         if output is not None:
             stream.close()
+    if html is not None and output is not None:
+        _render(output, html, maker=maker, evidence_dir=evidence_dir, progress=progress, err=err)
     _finish(err, counts, sum(counts.values()) - writer.count, fail_on)
+
+
+def _write_evidence(maker: EvidenceMaker, folder: Path, record: dict, err: Console) -> None:
+    from ganscreen.evidence import write_evidence
+
+    try:
+        write_evidence(folder, record, maker.build(record))
+    except OSError as exc:
+        _fail(err, f"cannot write evidence to {folder}: {exc.strerror or exc}")
+
+
+def _make_folder(folder: Path, err: Console) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(err, f"cannot create {folder}: {exc.strerror or exc}")
+
+
+def _render(records_file: Path, html: Path, *, maker: EvidenceMaker | None, evidence_dir: Path | None,
+            progress: bool, err: Console) -> None:
+    """Render the HTML report of a JSON Lines records file (``scan --format html``, ``report``)."""
+    from ganscreen.html_report import RecordsError, read_records, write_report
+
+    try:
+        loaded = read_records(records_file)
+    except OSError as exc:
+        _fail(err, f"cannot read {records_file}: {exc.strerror or exc}")
+    except RecordsError as exc:
+        _fail(err, f"cannot render {records_file}: {exc}")
+    if loaded.torn_bytes:
+        err.print(escape(f"note: {records_file} ends in a torn line ({loaded.torn_bytes} bytes), "
+                         "left out of the report"), highlight=False)
+    bar = Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=err, disable=not progress, transient=False)
+    try:
+        with bar:
+            task = bar.add_task("render", total=len(loaded.records))
+            count = write_report(html, loaded.records, maker=maker, evidence_dir=evidence_dir,
+                                 source=str(records_file), on_card=lambda: bar.advance(task))
+    except OSError as exc:  # the page, or a file under --evidence-dir
+        _fail(err, f"cannot write {exc.filename or html}: {exc.strerror or exc}")
+    err.print(escape(f"report: {html} ({count} files)"), highlight=False)
+
+
+@app.command("report")
+def report_command(
+    records: Annotated[Path, typer.Argument(
+        help="A JSON Lines file written by ganscreen scan (-o FILE, or the FILE.jsonl that "
+             "scan --format html writes).", dir_okay=False, show_default=False)],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="The HTML file to write.", dir_okay=False, show_default=False)],
+    evidence_dir: Annotated[Path | None, typer.Option(
+        "--evidence-dir", help="Also write each file's evidence images as PNG files (and a "
+                               "plain-text legend) to DIR/<hash of the path>/, for write-ups.",
+        file_okay=False)] = None,
+    device: Annotated[Device, typer.Option(
+        help="Where the CNN runs for the occlusion maps: auto picks CUDA when available.",
+        case_sensitive=False)] = Device.auto,
+    progress: Annotated[bool, typer.Option(
+        "--progress/--no-progress", help="Show a progress bar on standard error.")] = True,
+) -> None:
+    """Render a self-contained HTML report from an earlier scan, without rescanning.
+
+    The images are re-read from the recorded paths (relative paths from the current folder)
+    to draw the evidence; a file that is gone or changed gets a card that says so.
+    """
+    from ganscreen.evidence import EvidenceMaker
+    from ganscreen.faces import resolve_device
+
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        resolved = str(resolve_device(device.value))
+    except ValueError as exc:
+        _fail(err, str(exc))
+    if evidence_dir is not None:
+        _make_folder(evidence_dir, err)
+    try:
+        _render(records, output, maker=EvidenceMaker(device=resolved), evidence_dir=evidence_dir,
+                progress=progress, err=err)
+    except KeyboardInterrupt:
+        err.print(escape(f"interrupted: {output} not written"), highlight=False)
+        raise typer.Exit(130) from None
 
 
 def _finish(err: Console, counts: Counter[str], resumed: int, fail_on: str) -> None:

@@ -1,0 +1,503 @@
+"""The HTML report: one self-contained page an analyst can open from disk.
+
+A summary (counts, a score histogram, the model and its operating point) and one card per
+record with its thumbnail, score, verdict, flags in plain words and each check's evidence
+(:mod:`ganscreen.evidence`), embedded as ``data:`` URIs. No server, no network: the style
+sheet and the small sort/filter script are inline, and a Content-Security-Policy lets only
+that script (by hash) run and only ``data:`` images load.
+
+Every string that comes from the input (file names, paths, error messages, anything in a
+records file) goes through Jinja2's autoescaping; the only markup inserted unescaped is
+the package's own style sheet and script.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import IO, Any
+
+import jinja2
+import numpy as np
+from markupsafe import Markup
+
+from ganscreen._version import __version__
+from ganscreen.evidence import (
+    EVIDENCE_FILES,
+    Evidence,
+    EvidenceMaker,
+    evidence_folder_name,
+    fit,
+    write_evidence,
+)
+from ganscreen.report import FLAG_DESCRIPTIONS, STATUSES, VERDICTS, portable_text
+
+TEMPLATE = "report.html.j2"
+OUTCOMES = ("gan", "uncertain", "real", "no_face", "error")
+OUTCOME_LABELS = {"gan": "GAN", "uncertain": "uncertain", "real": "real", "no_face": "no face",
+                  "error": "error"}
+CHECK_FLAGS = {"geometry": "ffhq_alignment", "glasses": "glasses_asymmetry",
+               "backdrop": "backdrop_distortion", "cnn": "cnn_artifacts"}
+CHECK_TITLES = {"geometry": "Geometry: eyes on the StyleGAN template?",
+                "glasses": "Glasses: do the two halves agree?",
+                "backdrop": "Backdrop: smeared or blob-like background?",
+                "cnn": "CNN: which parts of the face drive its score?"}
+# Embedded sizes (longer side, px): small enough that a few hundred cards stay a few MB each.
+THUMB_SIDE = 192
+EMBED_SIDE = {"geometry": 288, "glasses": 384, "backdrop": 256, "cnn": 384}
+JPEG_QUALITY = 82
+HISTOGRAM_BINS = 20
+
+# Measures shown on a card, in order, with plain labels; any other measure a check records
+# is listed under "all measures".
+MEASURE_LABELS: dict[str, dict[str, str]] = {
+    "geometry": {
+        "eye_error_px": "eye deviation from the template (px)",
+        "eye_error": "eye deviation (fraction of the image side)",
+        "eye_error_eyes": "eye deviation (eye distances)",
+        "landmark_error_eyes": "mean landmark deviation (eye distances)",
+        "eye_distance_ratio": "eye distance / template's",
+        "square": "square image",
+    },
+    "glasses": {
+        "present": "eyeglasses found",
+        "presence": "glasses probability",
+        "asymmetry": "eye-band asymmetry (1 - mirror correlation)",
+        "control_asymmetry": "same, cheeks and mouth (baseline)",
+        "asymmetry_excess": "asymmetry above the baseline",
+        "lens_asymmetry": "lens-rim asymmetry",
+        "temple_asymmetry": "temple-arm asymmetry",
+        "orientation_asymmetry": "edge-orientation asymmetry",
+        "light_asymmetry": "lighting asymmetry (baseline)",
+    },
+    "backdrop": {
+        "coherence": "texture coherence (low = smeared, blob-like)",
+        "smear": "background sharpness vs face (log; low = smoothed)",
+        "mirror": "best mirror correlation near a border",
+        "background_fraction": "background share of the image",
+        "textured_fraction": "textured share of the background",
+    },
+    "cnn": {},
+}
+LEGENDS = {
+    "geometry": "Cyan dots: detected landmarks. Magenta crosses: where StyleGAN (FFHQ) puts them, "
+                "as fractions of the frame. Magenta ellipses: the on-template zone of each eye. "
+                "Yellow: each detected eye to its template eye.",
+    "glasses": "Eye band of the landmark-aligned face: left half | right half mirrored | "
+               "difference of their edge strength (bright = an edge on one side only).",
+    "backdrop": "The background the check measures (face, hair and shoulders dimmed). Colour on "
+                "textured background: incoherence of the texture, from dark purple (straight, "
+                "oriented edges) to yellow (isotropic, smeared or blob-like).",
+    "cnn": "The CNN's face crop and an occlusion map: each of the 8 x 8 patches was hidden in turn. "
+           "Red: hiding it lowers the CNN score (it pushed towards GAN); blue: hiding it raises it.",
+}
+
+
+class RecordsError(ValueError):
+    """A records file that cannot be rendered; the message is one line."""
+
+
+# --------------------------------------------------------------------------- reading records
+
+
+@dataclass(frozen=True, slots=True)
+class Records:
+    records: list[dict[str, Any]]
+    torn_bytes: int = 0  # a last line cut short by an interrupted scan, left out
+
+
+def read_records(path: Path) -> Records:
+    """The records of a JSON Lines scan output, complete ones only.
+
+    A last line without its newline that is not a record is a write cut short and is left
+    out; any other line that is not a ganscreen record raises :class:`RecordsError`.
+    Raises ``OSError`` when the file cannot be read.
+    """
+    records: list[dict[str, Any]] = []
+    torn = 0
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                if not line.endswith(b"\n"):
+                    torn = len(line)
+                    break
+                if number == 1:
+                    raise RecordsError("line 1 is not JSON: ganscreen report reads the JSON Lines "
+                                       "output of ganscreen scan (CSV lacks the landmarks)") from None
+                raise RecordsError(f"line {number} is not JSON") from None
+            if not (isinstance(record, dict) and isinstance(record.get("path"), str)
+                    and record.get("status") in STATUSES):
+                raise RecordsError(f"line {number} is not a ganscreen record")
+            records.append(record)
+    return Records(records=records, torn_bytes=torn)
+
+
+# --------------------------------------------------------------------------- view model
+
+
+@dataclass(slots=True)
+class Figure:
+    key: str
+    title: str
+    score: str | None
+    flagged: bool
+    image: str | None  # data: URI
+    width: int = 0
+    height: int = 0
+    legend: str = ""
+    measures: list[tuple[str, str]] = field(default_factory=list)
+    extra: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    aid: bool = False  # an explanation aid, not proof
+
+
+@dataclass(slots=True)
+class Card:
+    index: int
+    name: str
+    path: str
+    status: str
+    outcome: str
+    outcome_label: str
+    score: float | None
+    score_text: str
+    flags: list[tuple[str, str]]
+    message: str | None
+    thumb: str | None
+    thumb_width: int
+    thumb_height: int
+    figures: list[Figure]
+    notes: list[str]
+    evidence_folder: str | None
+    robustness: str | None
+
+    @property
+    def data_score(self) -> str:
+        return "" if self.score is None else f"{self.score:.5f}"
+
+    @property
+    def data_flags(self) -> str:
+        return " ".join(flag for flag, _ in self.flags)
+
+
+def build_card(index: int, record: Mapping[str, Any], evidence: Evidence | None,
+               evidence_folder: str | None = None) -> Card:
+    """The card of one record (every string still raw: the template escapes it)."""
+    path = _text(record.get("path"))
+    status = str(record.get("status"))
+    verdict = record.get("verdict")
+    outcome = str(verdict) if status == "ok" and verdict in VERDICTS else status
+    if outcome not in OUTCOMES:
+        outcome = "error"
+    score = _number(record.get("score"))
+    flags_raw = record.get("flags") if isinstance(record.get("flags"), list) else []
+    flags = [(_text(f), FLAG_DESCRIPTIONS.get(str(f), "a flag this version does not describe"))
+             for f in flags_raw]
+    notes: list[str] = []
+    message: str | None = None
+    if status == "error":
+        message = _text(record.get("error") or "unknown error")
+    elif status == "no_face":
+        message = "No face found: the checks had nothing to judge."
+    thumb, tw, th = None, 0, 0
+    figures: list[Figure] = []
+    if evidence is not None:
+        if "thumbnail" in evidence.images:
+            thumb, tw, th = _embed(fit(evidence.images["thumbnail"], THUMB_SIDE))
+        image_note = evidence.notes.get("image")
+        if image_note and not (status == "error" and image_note == message):
+            notes.append(_text(image_note))
+        if "face" in evidence.notes:
+            notes.append(_text(evidence.notes["face"]))
+        if status == "ok":
+            figures = _figures(record, evidence)
+    robustness = _robustness(record.get("robustness"))
+    return Card(
+        index=index, name=_basename(path), path=path, status=status, outcome=outcome,
+        outcome_label=OUTCOME_LABELS[outcome], score=score,
+        score_text="no score" if score is None else f"{score:.3f}",
+        flags=flags, message=message, thumb=thumb, thumb_width=tw, thumb_height=th,
+        figures=figures, notes=notes, evidence_folder=evidence_folder, robustness=robustness,
+    )
+
+
+def _figures(record: Mapping[str, Any], evidence: Evidence) -> list[Figure]:
+    checks = record.get("checks") if isinstance(record.get("checks"), dict) else {}
+    flags = set(record.get("flags") or []) if isinstance(record.get("flags"), list) else set()
+    figures = []
+    names = [n for n in CHECK_TITLES if n in checks or n in evidence.images]
+    names += [n for n in checks if n not in CHECK_TITLES]
+    for name in names:
+        result = checks.get(name) if isinstance(checks.get(name), dict) else {}
+        score = _number(result.get("score"))
+        figure = Figure(key=_text(name), title=CHECK_TITLES.get(name, _text(name)),
+                        score=None if score is None else f"{score:.3f}",
+                        flagged=CHECK_FLAGS.get(name) in flags, image=None,
+                        legend=LEGENDS.get(name, ""), aid=name == "cnn")
+        if name in evidence.images:
+            figure.image, figure.width, figure.height = _embed(
+                fit(evidence.images[name], EMBED_SIDE.get(name, 256)))
+        if result.get("reason"):
+            figure.notes.append("not judged: " + _text(result.get("reason")))
+        if name in evidence.notes:
+            figure.notes.append(_text(evidence.notes[name]))
+        labels = MEASURE_LABELS.get(name, {})
+        for key, label in labels.items():
+            if key in result:
+                figure.measures.append((label, _value(result[key])))
+        if name == "geometry" and "eye_error" in result:
+            from ganscreen._assets import load_json
+
+            threshold = load_json("ffhq_template.json").get("on_template_threshold")
+            if isinstance(threshold, (int, float)):
+                figure.measures.append(("on the template at or below (fraction)", f"{threshold:.4f}"))
+        if name == "cnn" and evidence.occlusion is not None:
+            occ = evidence.occlusion
+            figure.measures += [
+                ("CNN score on the redrawn crop", f"{occ.base_score:.3f}"),
+                ("largest drop when a patch is hidden", f"{occ.largest_drop:.3f}"),
+                ("largest rise when a patch is hidden", f"{occ.largest_rise:.3f}"),
+            ]
+        figure.extra = [(_text(k), _value(v)) for k, v in result.items()
+                        if k not in labels and k not in ("score", "reason")]
+        figures.append(figure)
+    return figures
+
+
+def _robustness(value: object) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    variants = value.get("variants") if isinstance(value.get("variants"), list) else []
+    parts = []
+    for v in variants:
+        if isinstance(v, dict):
+            score = _number(v.get("score"))
+            parts.append(f"{_value(v.get('longer_side'))} px, JPEG {_value(v.get('jpeg_quality'))}: "
+                         f"{'no score' if score is None else f'{score:.3f}'} {_text(v.get('verdict'))}")
+    head = "unstable: the verdict flips" if value.get("unstable") else "stable"
+    return f"{head} under platform processing" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def _embed(rgb: np.ndarray) -> tuple[str, int, int]:
+    from ganscreen.evidence import encode
+
+    data = base64.b64encode(encode(rgb, "JPEG", quality=JPEG_QUALITY)).decode("ascii")
+    return f"data:image/jpeg;base64,{data}", int(rgb.shape[1]), int(rgb.shape[0])
+
+
+def _text(value: object) -> str:
+    """Input text as it can be written to UTF-8 (escaping is the template's job)."""
+    return portable_text("" if value is None else str(value))
+
+
+def _basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1] or path
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _value(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else "n/a"
+    if isinstance(value, int):
+        return str(value)
+    return _text(value)
+
+
+# --------------------------------------------------------------------------- summary
+
+
+@dataclass(slots=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    zone: str
+    count: int
+    low: float
+    high: float
+
+
+def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    counts: Counter[str] = Counter()
+    scores: list[float] = []
+    flags: Counter[str] = Counter()
+    versions: Counter[str] = Counter()
+    for record in records:
+        status = record.get("status")
+        verdict = record.get("verdict")
+        counts[str(verdict) if status == "ok" and verdict in VERDICTS else str(status)] += 1
+        score = _number(record.get("score"))
+        if score is not None:
+            scores.append(score)
+        if isinstance(record.get("flags"), list):
+            flags.update(_text(f) for f in record["flags"])
+        model = record.get("model") if isinstance(record.get("model"), dict) else {}
+        if model.get("version"):
+            versions[_text(model["version"])] += 1
+    fusion = _fusion()
+    thresholds = fusion.get("thresholds", {})
+    installed = f"ganscreen-{__version__}/{fusion.get('version')}"
+    return {
+        "files": len(records),
+        "counts": [(k, OUTCOME_LABELS[k], counts.get(k, 0)) for k in OUTCOMES],
+        "flags": [(f, FLAG_DESCRIPTIONS.get(f, ""), n) for f, n in sorted(flags.items())],
+        "histogram": histogram(scores, thresholds),
+        "scored": len(scores),
+        "versions": sorted(versions.items()),
+        "installed": installed,
+        "other_versions": any(v != installed for v in versions),
+        "thresholds": [(k, f"{float(v):.4f}") for k, v in thresholds.items()],
+        "operating_point": [(_text(k), _text(v)) for k, v in fusion.get("operating_point", {}).items()],
+    }
+
+
+def histogram(scores: Sequence[float], thresholds: Mapping[str, float]) -> dict[str, Any]:
+    """Bars and threshold lines of an inline SVG score histogram (numbers only)."""
+    left, right, top, bottom = 36.0, 412.0, 26.0, 128.0
+    counts = np.histogram(np.clip(scores, 0, 1), bins=HISTOGRAM_BINS, range=(0, 1))[0] if scores \
+        else np.zeros(HISTOGRAM_BINS, int)
+    peak = max(int(counts.max()), 1)
+    step = (right - left) / HISTOGRAM_BINS
+    gan = float(thresholds.get("gan", 1.0))
+    real = float(thresholds.get("real", 0.0))
+    bars = []
+    for i, n in enumerate(counts.tolist()):
+        low, high = i / HISTOGRAM_BINS, (i + 1) / HISTOGRAM_BINS
+        centre = (low + high) / 2
+        zone = "gan" if centre >= gan else "real" if centre <= real else "uncertain"
+        height = (bottom - top) * n / peak
+        bars.append(Bar(x=round(left + i * step + 1, 2), y=round(bottom - height, 2),
+                        width=round(step - 2, 2), height=round(height, 2), zone=zone, count=n,
+                        low=low, high=high))
+
+    def at(value: float) -> float:
+        return round(left + (right - left) * min(max(value, 0.0), 1.0), 2)
+
+    return {"bars": bars, "peak": peak, "left": left, "right": right, "top": top, "bottom": bottom,
+            "ticks": [(at(t), f"{t:g}") for t in (0, 0.25, 0.5, 0.75, 1)],
+            "lines": [("real", at(real), f"real ≤ {real:.3f}"), ("gan", at(gan), f"gan ≥ {gan:.3f}")]}
+
+
+@cache
+def _fusion() -> dict[str, Any]:
+    from ganscreen._assets import load_json
+
+    return load_json("fusion.json")
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@cache
+def environment() -> jinja2.Environment:
+    # autoescape=True for every template, whatever its name: nothing is rendered raw.
+    return jinja2.Environment(loader=jinja2.PackageLoader("ganscreen", "templates"),
+                              autoescape=True, undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+@cache
+def _static(name: str) -> str:
+    loader = environment().loader
+    assert loader is not None
+    source, _, _ = loader.get_source(environment(), name)
+    return source
+
+
+def _csp_hash(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+
+
+def render_report(records: Sequence[Mapping[str, Any]], out: IO[str], *, maker: EvidenceMaker | None,
+                  evidence_dir: Path | None = None, source: str | None = None,
+                  on_card: Callable[[], None] | None = None) -> int:
+    """Render the report of ``records`` to ``out``; returns the number of cards.
+
+    Cards are built (and their evidence drawn and, with ``evidence_dir``, written) one at a
+    time while the page streams out, so memory stays flat however many records there are.
+    ``maker=None`` renders without re-reading any image (no thumbnails, no evidence).
+    """
+    script, style = _static("report.js"), _static("report.css")
+    csp = ("default-src 'none'; img-src data:; "
+           f"style-src '{_csp_hash(style)}'; script-src '{_csp_hash(script)}'; "
+           "base-uri 'none'; form-action 'none'")
+    count = 0
+
+    def cards() -> Iterator[Card]:
+        nonlocal count
+        for index, record in enumerate(records):
+            yield _card(index, record, maker, evidence_dir)
+            count += 1
+            if on_card is not None:
+                on_card()
+
+    context = {
+        "title": f"ganscreen report: {len(records)} files",
+        "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "source": None if source is None else _text(source),
+        "version": __version__,
+        "summary": summarise(records),
+        "cards": cards(),
+        "outcomes": [(k, OUTCOME_LABELS[k]) for k in OUTCOMES],
+        "flag_descriptions": FLAG_DESCRIPTIONS,
+        "evidence_dir": None if evidence_dir is None else _text(evidence_dir),
+        "evidence_files": {k: name for k, (name, _) in EVIDENCE_FILES.items()},
+        # The package's own files, not input: the only markup inserted unescaped.
+        "style": Markup(style),
+        "script": Markup(script),
+        "csp": csp,
+    }
+    environment().get_template(TEMPLATE).stream(context).dump(out)
+    return count
+
+
+def _card(index: int, record: Mapping[str, Any], maker: EvidenceMaker | None,
+          evidence_dir: Path | None) -> Card:
+    evidence = None
+    folder = None
+    if maker is not None:
+        try:
+            evidence = maker.build(record)
+        except Exception as exc:  # never let one record end a report
+            evidence = Evidence(notes={"image": f"evidence could not be drawn: {exc}"})
+        if evidence_dir is not None:
+            written = write_evidence(evidence_dir, record, evidence)
+            folder = None if written is None else written.name
+    elif evidence_dir is not None and isinstance(record.get("path"), str):
+        folder = evidence_folder_name(record["path"])
+    return build_card(index, record, evidence, folder)
+
+
+def write_report(path: Path, records: Sequence[Mapping[str, Any]], **kwargs: Any) -> int:
+    """Render to a temporary file beside ``path`` and move it into place (never a half page)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8", errors="backslashreplace", newline="\n") as fh:
+            count = render_report(records, fh, **kwargs)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return count
