@@ -1,4 +1,5 @@
-"""Command line: ``ganscreen scan PATH...`` and ``ganscreen report SCAN.jsonl``.
+"""Command line: ``ganscreen scan PATH...``, ``ganscreen report SCAN.jsonl`` and
+``ganscreen campaign PATH...`` (or ``--from-scan SCAN.jsonl``).
 
 Exit codes: 0 finished and nothing at or above ``--fail-on``; 1 finished and something was
 flagged; 2 usage error or unwritable output; 128 + signal number (130 for Ctrl-C, 143 for
@@ -294,6 +295,121 @@ def report_command(
     except KeyboardInterrupt:
         err.print(escape(f"interrupted: {output} not written"), highlight=False)
         raise typer.Exit(130) from None
+
+
+class CampaignFormat(StrEnum):
+    json = "json"
+    html = "html"
+
+
+@app.command("campaign")
+def campaign_command(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Folders (or files) of the suspected network; subfolders directly under a folder "
+             "are accounts. With --from-scan: the folders whose subfolders are accounts "
+             "(default: the deepest folder holding every recorded file).",
+        show_default=False)] = None,
+    from_scan: Annotated[Path | None, typer.Option(
+        "--from-scan", help="Use the records of an earlier JSON Lines scan instead of running "
+                            "the checks (the images are still read, to hash them).",
+        dir_okay=False)] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the summary to this file instead of standard output.",
+        dir_okay=False)] = None,
+    fmt: Annotated[CampaignFormat, typer.Option(
+        "--format", "-f", help="json: the summary document; html: a self-contained page (needs -o).",
+        case_sensitive=False)] = CampaignFormat.json,
+    threshold: Annotated[int | None, typer.Option(
+        min=0, max=20, help="Near-duplicate threshold in bits of 64 (default: the measured one).",
+        show_default=False)] = None,
+    device: Annotated[Device, typer.Option(
+        help="Where models run when scanning: auto picks CUDA when available.",
+        case_sensitive=False)] = Device.auto,
+    progress: Annotated[bool, typer.Option(
+        "--progress/--no-progress", help="Show a progress bar on standard error.")] = True,
+) -> None:
+    """Summarise a suspected network: reused photos, a shared generator fingerprint, accounts.
+
+    Scans PATH... (or reads --from-scan SCAN.jsonl), hashes every image (whole image and
+    aligned face, plain and mirrored) to find photos reused across accounts, tests how many
+    distinct faces carry each flag against ordinary real photos, and summarises each account
+    (subfolders directly under a given folder). Exit 0 when the summary is written, 2 when not.
+    """
+    import json
+
+    from ganscreen.campaign import DEFAULT_THRESHOLD, build, write_html
+
+    err = Console(stderr=True, soft_wrap=True)
+    given = list(paths or [])
+    if from_scan is None and not given:
+        _fail(err, "give folders to scan, or --from-scan SCAN.jsonl")
+    if fmt is CampaignFormat.html and output is None:
+        _fail(err, "--format html needs -o FILE")
+    if from_scan is not None:
+        from ganscreen.html_report import RecordsError, read_records
+
+        try:
+            records = read_records(from_scan).records
+        except OSError as exc:
+            _fail(err, f"cannot read {from_scan}: {exc.strerror or exc}")
+        except RecordsError as exc:
+            _fail(err, f"cannot use {from_scan}: {exc}")
+        roots = [str(p) for p in given] if given else None
+    else:
+        records = _campaign_scan(given, device=device.value, progress=progress, err=err)
+        roots = [str(p) for p in given if p.is_dir()]
+    bar = Progress(TextColumn("hashing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=err, disable=not progress, transient=False)
+    with bar:
+        task = bar.add_task("hash", total=len(records))
+        summary = build(records, roots=roots, threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                        paths=[str(p) for p in given], scan=None if from_scan is None else str(from_scan),
+                        on_photo=lambda: bar.advance(task))
+    try:
+        if fmt is CampaignFormat.html:
+            assert output is not None
+            write_html(output, summary)
+        else:
+            text = json.dumps(summary, ensure_ascii=False, indent=1) + "\n"
+            if output is None:
+                _utf8_stdout()
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            else:
+                output.write_text(text, encoding="utf-8", errors="backslashreplace")
+    except OSError as exc:
+        _fail(err, f"cannot write {exc.filename or output}: {exc.strerror or exc}")
+    t = summary["totals"]
+    err.print(escape(f"{t['files']} photos, {t['gan']} gan, {t['uncertain']} uncertain; "
+                     f"{t['clusters']} reused photos ({t['photos_in_clusters']} copies); "
+                     f"{t['accounts']} accounts" + (f"; summary: {output}" if output else "")), highlight=False)
+    for test in summary["statistics"]["tests"]:
+        err.print(escape(test["text"]), highlight=False)
+
+
+def _campaign_scan(paths: list[Path], *, device: str, progress: bool, err: Console) -> list[dict]:
+    """Records of a fresh scan of ``paths`` (kept in memory)."""
+    from ganscreen.images import iter_inputs
+    from ganscreen.pipeline import Screener
+
+    try:
+        screener = Screener(device=device)
+    except ValueError as exc:
+        _fail(err, str(exc))
+    items = list(iter_inputs(paths))
+    records = []
+    bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=err, disable=not progress, transient=False)
+    try:
+        with bar:
+            task = bar.add_task("scan", total=len(items))
+            for report in screener.scan_inputs(iter(items)):
+                records.append(report.to_record())
+                bar.advance(task)
+    except KeyboardInterrupt:
+        err.print("interrupted: no summary written", highlight=False)
+        raise typer.Exit(130) from None
+    return records
 
 
 def _finish(err: Console, counts: Counter[str], resumed: int, fail_on: str) -> None:
