@@ -13,13 +13,11 @@ import json
 import os
 import struct
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -31,14 +29,7 @@ runner = CliRunner()
 FACE_SIZE = 160  # big enough for MTCNN to find the face, small enough to keep the test fast
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # On a small machine shared with other work, torch's default thread pool can make each
-    # image many times slower; one thread keeps the test fast and its timing predictable.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,10 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -38,13 +36,7 @@ FACE_FILES = {"astronaut.png", "astronaut_asymmetric_glasses.jpg", "astronaut_ex
 EVIDENCE_PNGS = {"thumbnail.png", "geometry.png", "glasses.png", "backdrop.png", "cnn_occlusion.png"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # A small shared machine: one thread keeps the occlusion maps fast and predictable.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ def backdrop_map(rgb: np.ndarray, face: Face) -> np.ndarray:
     real rooms), yellow where texture is isotropic, smeared or blob-like. Background too
     flat to have texture is left uncoloured.
     """
-    from ganscreen.checks.backdrop import WORK_SIDE, masks
+    from ganscreen.checks.backdrop import WORK_SIDE, masks, structure_tensor
 
     height, width = rgb.shape[:2]
     scale = WORK_SIDE / max(height, width)
@@ -187,20 +187,6 @@ def backdrop_map(rgb: np.ndarray, face: Face) -> np.ndarray:
     contours, _ = cv2.findContours(background.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     cv2.drawContours(out, contours, -1, (255, 255, 255), 1, cv2.LINE_AA)
     return out
-
-
-def structure_tensor(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Coherence ``(l1 - l2) / (l1 + l2)`` and trace of the structure tensor, as the
-    backdrop check computes them (smoothing 1 px, integration 3 px)."""
-    smooth = cv2.GaussianBlur(grey, (0, 0), 1.0)
-    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
-    jxx = cv2.GaussianBlur(gx * gx, (0, 0), 3.0)
-    jyy = cv2.GaussianBlur(gy * gy, (0, 0), 3.0)
-    jxy = cv2.GaussianBlur(gx * gy, (0, 0), 3.0)
-    trace = jxx + jyy
-    coherence = np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2) / (trace + 1e-6)
-    return coherence, trace
 
 
 @dataclass(frozen=True, slots=True)

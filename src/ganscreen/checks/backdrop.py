@@ -75,9 +75,10 @@ def masks(shape: tuple[int, ...], box: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return background, face
 
 
-def measure(grey: np.ndarray, background: np.ndarray, face: np.ndarray) -> dict[str, float]:
-    # Structure tensor of the lightly smoothed image (so sensor and JPEG noise do not count
-    # as texture), integrated over a few pixels: coherence = (l1 - l2) / (l1 + l2).
+def structure_tensor(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coherence ``(l1 - l2) / (l1 + l2)`` and trace of the structure tensor of the lightly
+    smoothed image (so sensor and JPEG noise do not count as texture), integrated over a
+    few pixels."""
     smooth = cv2.GaussianBlur(grey, (0, 0), 1.0)
     gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
@@ -86,6 +87,11 @@ def measure(grey: np.ndarray, background: np.ndarray, face: np.ndarray) -> dict[
     jxy = cv2.GaussianBlur(gx * gy, (0, 0), 3.0)
     trace = jxx + jyy
     coherence = np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2) / (trace + 1e-6)
+    return coherence, trace
+
+
+def measure(grey: np.ndarray, background: np.ndarray, face: np.ndarray) -> dict[str, float]:
+    coherence, trace = structure_tensor(grey)
     # Textured = the more structured half of the background, and above a noise floor.
     floor = max(100.0, float(np.median(trace[background]))) if background.any() else 100.0
     textured = background & (trace > floor)
