@@ -44,6 +44,10 @@ app = typer.Typer(
 )
 
 
+ProgressOption = Annotated[bool, typer.Option(
+    "--progress/--no-progress", help="Show a progress bar on standard error.")]
+
+
 class OutputFormat(StrEnum):
     jsonl = "jsonl"
     csv = "csv"
@@ -109,8 +113,7 @@ def scan(
     follow_symlinks: Annotated[bool, typer.Option(
         "--follow-symlinks", help="Follow symbolic links that lead outside the scanned "
                                   "folders (never followed by default).")] = False,
-    progress: Annotated[bool, typer.Option(
-        "--progress/--no-progress", help="Show a progress bar on standard error.")] = True,
+    progress: ProgressOption = True,
     robustness: Annotated[bool, typer.Option(
         "--robustness", help="Also re-score each face after platform processing (longer side "
                              "512/384/256 px, JPEG quality 85/75/60) and mark the record "
@@ -271,8 +274,7 @@ def report_command(
     device: Annotated[Device, typer.Option(
         help="Where the CNN runs for the occlusion maps: auto picks CUDA when available.",
         case_sensitive=False)] = Device.auto,
-    progress: Annotated[bool, typer.Option(
-        "--progress/--no-progress", help="Show a progress bar on standard error.")] = True,
+    progress: ProgressOption = True,
 ) -> None:
     """Render a self-contained HTML report from an earlier scan, without rescanning.
 
@@ -325,8 +327,7 @@ def campaign_command(
     device: Annotated[Device, typer.Option(
         help="Where models run when scanning: auto picks CUDA when available.",
         case_sensitive=False)] = Device.auto,
-    progress: Annotated[bool, typer.Option(
-        "--progress/--no-progress", help="Show a progress bar on standard error.")] = True,
+    progress: ProgressOption = True,
 ) -> None:
     """Summarise a suspected network: reused photos, a shared generator fingerprint, accounts.
 
