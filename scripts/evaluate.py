@@ -18,6 +18,7 @@ import io
 import json
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ def evaluate(files: list[tuple[Path, str, int, str]], screener: Screener) -> dic
         rows.append({"key": key, "label": label, "source": source, "status": record["status"],
                      "verdict": record["verdict"], "scores": scores})
     names = ["fused", *[n for n in rows[0]["scores"] if n != "fused"]] if rows else []
-    result: dict[str, Any] = {"n": len(rows), "status": _count(r["status"] for r in rows),
+    result: dict[str, Any] = {"n": len(rows), "status": dict(Counter(r["status"] for r in rows)),
                               "thresholds": {"gan": gan_t, "real": real_t}, "overall": {}, "per_source": {}}
     y = np.array([r["label"] for r in rows])
     for name in names:
@@ -116,13 +117,6 @@ def _inputs(files: list[tuple[Path, str, int, str]]):  # noqa: ANN202
     from ganscreen.images import InputFile
 
     return (InputFile(p) for p, _, _, _ in files)
-
-
-def _count(values) -> dict[str, int]:  # noqa: ANN001
-    out: dict[str, int] = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return out
 
 
 def show(title: str, result: dict[str, Any]) -> None:

@@ -110,21 +110,19 @@ class Screener:
         return [r for r in reports if r is not None]
 
     def _screen_batch(self, items: list[tuple[str | None, object]]) -> list[Report]:
-        reports = self._screen_plain(items)
+        decoded: dict[int, LoadedImage] = {}
+        reports = self._screen_plain(items, decoded=decoded if self.robustness else None)
         if self.robustness:
-            self._add_robustness(items, reports)
+            self._add_robustness(decoded, reports)
         return reports
 
-    def _add_robustness(self, items: list[tuple[str | None, object]], reports: list[Report]) -> None:
+    def _add_robustness(self, decoded: dict[int, LoadedImage], reports: list[Report]) -> None:
         """Re-screen platform-processed copies of every judged image, in one batch."""
         variants: list[tuple[int, int, int, bytes]] = []
         for i, report in enumerate(reports):
             if report.status != "ok" or report.score is None:
                 continue
-            try:
-                image = load_image(items[i][1]).pil()  # type: ignore[arg-type]
-            except Exception:  # it loaded a moment ago; if not now, there is nothing to vary
-                continue
+            image = decoded[i].pil()
             variants += [(i, side, quality, platform_copy(image, side, quality))
                          for side, quality in ROBUSTNESS_VARIANTS]
         scored = self._screen_plain([(None, data) for _, _, _, data in variants])
@@ -141,12 +139,16 @@ class Screener:
                 "variants": entries,
             }
 
-    def _screen_plain(self, items: list[tuple[str | None, object]]) -> list[Report]:
+    def _screen_plain(self, items: list[tuple[str | None, object]], *,
+                      decoded: dict[int, LoadedImage] | None = None) -> list[Report]:
+        """Screen items without robustness variants; ``decoded`` collects the images."""
         reports: list[Report | None] = [None] * len(items)
         loaded: list[tuple[int, LoadedImage]] = []
         for i, (path, source) in enumerate(items):
             try:
                 loaded.append((i, load_image(source)))  # type: ignore[arg-type]
+                if decoded is not None:
+                    decoded[i] = loaded[-1][1]
             except ImageLoadError as exc:
                 reports[i] = self._error(path, str(exc))
             except Exception as exc:  # never let one file end a batch
