@@ -124,3 +124,16 @@ def test_robustness_rescoring_records_every_variant(samples) -> None:  # noqa: A
     assert reports[0].verdict == "real" and reports[0].robustness["unstable"] is False
     assert reports[2].status == "error" and reports[2].robustness is None
     assert Screener(device="cpu").screen(samples / "astronaut.png").robustness is None
+
+
+def test_screen_batch_matches_screen_one_by_one(screener: Screener, samples) -> None:  # noqa: ANN001
+    files = [samples / "astronaut.png", samples / "broken_truncated.jpg", samples / "chelsea_no_face.jpg"]
+    sources = [files[0], files[1].read_bytes(), Image.open(files[2])]
+    batch = screener.screen_batch(sources, paths=["a", "b", "c"])
+    assert [r.path for r in batch] == ["a", "b", "c"]
+    assert [r.status for r in batch] == ["ok", "error", "no_face"]
+    alone = screener.screen(files[0])
+    assert batch[0].score == pytest.approx(alone.score, abs=1e-4) and batch[0].verdict == alone.verdict
+    assert [r.path for r in screener.screen_batch(files[:1])] == [str(files[0])]
+    with pytest.raises(ValueError, match="every source"):
+        screener.screen_batch(files, paths=["only one"])

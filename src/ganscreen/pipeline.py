@@ -75,6 +75,19 @@ class Screener:
         path = str(image) if isinstance(image, (str, os.PathLike)) else None
         return self._screen_batch([(path, image)])[0]
 
+    def screen_batch(self, sources: Sequence[str | os.PathLike[str] | bytes | Image.Image], *,
+                     paths: Sequence[str | None] | None = None) -> list[Report]:
+        """Screen several images in one detection and CNN batch; one report per source, in order.
+
+        ``paths`` names the sources in the reports (defaults to the source itself when it is
+        a path). A source that cannot be read gets an error report; nothing raises.
+        """
+        if paths is None:
+            paths = [str(s) if isinstance(s, (str, os.PathLike)) else None for s in sources]
+        if len(paths) != len(sources):
+            raise ValueError("paths must name every source")
+        return self._screen_batch(list(zip(paths, sources, strict=True)))
+
     def scan(self, paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], *,
              all_files: bool = False, follow_symlinks: bool = False) -> Iterator[Report]:
         """Yield one report per input file under ``paths`` (files or folders), in order."""
