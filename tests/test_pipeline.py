@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from PIL import Image
 
 import ganscreen
 from ganscreen import Report, Screener
+from ganscreen.checks import CheckContext, CheckResult
 
 
 def test_public_api_is_small_and_explicit() -> None:
@@ -137,3 +140,66 @@ def test_screen_batch_matches_screen_one_by_one(screener: Screener, samples) -> 
     assert [r.path for r in screener.screen_batch(files[:1])] == [str(files[0])]
     with pytest.raises(ValueError, match="every source"):
         screener.screen_batch(files, paths=["only one"])
+
+
+def test_worker_threads_do_not_change_records(samples) -> None:  # noqa: ANN001
+    inline = [r.to_record() for r in Screener(device="cpu", batch_size=3, workers=0).scan(samples)]
+    threaded = [r.to_record() for r in Screener(device="cpu", batch_size=3, workers=3).scan(samples)]
+    assert len(inline) == len(list(samples.glob("*.*"))) - 1  # README.md is not an image
+    assert threaded == inline
+
+
+class _Fails:
+    """A per-image check (run in worker threads) that fails on images wider than 400 px."""
+
+    name = "fails"
+
+    def run(self, ctx: CheckContext) -> CheckResult:
+        if ctx.image.shape[1] > 400:
+            raise RuntimeError("wide image\nsecond line")
+        return CheckResult(score=0.5)
+
+
+class _BatchFails:
+    """A batched check whose batch fails when it holds an image taller than 400 px."""
+
+    name = "batch_fails"
+
+    def run(self, ctx: CheckContext) -> CheckResult:
+        return self.run_prepared([self.prepare(ctx)])[0]
+
+    def prepare(self, ctx: CheckContext) -> int:
+        return int(ctx.image.shape[0])
+
+    def run_prepared(self, heights: list[int]) -> list[CheckResult]:
+        if max(heights) > 400:
+            raise RuntimeError("tall image in batch")
+        return [CheckResult(score=0.25) for _ in heights]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_failing_check_fails_only_its_own_image(tmp_path, samples, workers: int) -> None:  # noqa: ANN001
+    astronaut = Image.open(samples / "astronaut.png").convert("RGB")
+    sizes = {"a_small.jpg": (300, 300), "b_wide.jpg": (500, 300), "c_tall.jpg": (300, 500), "d_small.jpg": (320, 320)}
+    for name, size in sizes.items():
+        astronaut.resize(size).save(tmp_path / name)
+    screener = Screener(device="cpu", batch_size=4, workers=workers, checks=[_Fails(), _BatchFails()])
+    reports = {Path(r.path).name: r for r in screener.scan(tmp_path)}
+    assert sorted(reports) == sorted(sizes)
+    assert reports["b_wide.jpg"].status == "error" and reports["b_wide.jpg"].error == (
+        "analysis failed: wide image second line")
+    assert reports["c_tall.jpg"].status == "error" and "tall image in batch" in reports["c_tall.jpg"].error
+    for name in ("a_small.jpg", "d_small.jpg"):  # in the same batch as the failures, unharmed
+        assert reports[name].status == "ok", reports[name].error
+        assert reports[name].checks["fails"].score == 0.5 and reports[name].checks["batch_fails"].score == 0.25
+    assert all(r.file is not None for r in reports.values())
+
+
+def test_stopping_a_scan_early_stops_its_threads(samples) -> None:  # noqa: ANN001
+    screener = Screener(device="cpu", batch_size=2, workers=2)
+    scan = screener.scan(samples)
+    first = next(scan)
+    assert first.path.endswith("astronaut.png")
+    assert any(t.name.startswith("ganscreen") for t in threading.enumerate())
+    scan.close()
+    assert not any(t.name.startswith("ganscreen") for t in threading.enumerate())

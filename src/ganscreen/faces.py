@@ -108,8 +108,24 @@ class FaceDetector:
         Images are downscaled to ``max_side`` and grouped by size so each group runs as
         one MTCNN batch.
         """
-        prepared = [self._prepare(img) for img in images]
-        results: list[list[Face]] = [[] for _ in images]
+        return self.detect_prepared([self.prepare(img) for img in images])
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The image as detection sees it (at most ``max_side`` pixels) and its scale.
+
+        Thread-safe and separate from :meth:`detect_prepared` so that a pipeline can shrink
+        images in worker threads while the model runs.
+        """
+        h, w = image.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(image), scale
+
+    def detect_prepared(self, prepared: Sequence[tuple[np.ndarray, float]]) -> list[list[Face]]:
+        """Faces in images made by :meth:`prepare`, in original-image pixels."""
+        results: list[list[Face]] = [[] for _ in prepared]
         groups: dict[tuple[int, int], list[int]] = {}
         for i, (small, _scale) in enumerate(prepared):
             if min(small.shape[:2]) >= MIN_FACE_PIXELS:  # smaller images cannot hold a face
@@ -123,14 +139,6 @@ class FaceDetector:
             for j, i in enumerate(members):
                 results[i] = self._faces(boxes[j], probs[j], points[j], prepared[i][1])
         return results
-
-    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        if scale < 1.0:
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        return np.ascontiguousarray(image), scale
 
     def _faces(self, boxes: object, probs: object, points: object, scale: float) -> list[Face]:
         if boxes is None or points is None or probs is None:
@@ -202,10 +210,20 @@ def align_face(image: np.ndarray, face: Face, *, size: int = 256) -> AlignedFace
         warp[:, :2] /= factor
     crop = cv2.warpAffine(source, warp, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-    ones = np.full(source.shape[:2], 255, np.uint8)
-    valid = cv2.warpAffine(ones, warp, (size, size), flags=cv2.INTER_NEAREST,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
-    return AlignedFace(image=crop, valid=valid, matrix=matrix)
+    return AlignedFace(image=crop, valid=_inside_mask(warp, size, source.shape[1], source.shape[0]),
+                       matrix=matrix)
+
+
+def _inside_mask(matrix: np.ndarray, size: int, width: int, height: int) -> np.ndarray:
+    """Which pixels of a ``size`` square warped by ``matrix`` (source → crop) come from
+    inside a ``width`` x ``height`` source: each crop pixel's source position, rounded to
+    the nearest pixel, must lie in the image."""
+    inverse = cv2.invertAffineTransform(matrix).astype(np.float64)
+    grid = np.arange(size, dtype=np.float64)
+    u, v = grid[None, :], grid[:, None]
+    xs = inverse[0, 0] * u + inverse[0, 1] * v + inverse[0, 2]
+    ys = inverse[1, 0] * u + inverse[1, 1] * v + inverse[1, 2]
+    return (xs > -0.5) & (xs < width - 0.5) & (ys > -0.5) & (ys < height - 0.5)
 
 
 def to_pil(image: np.ndarray) -> Image.Image:

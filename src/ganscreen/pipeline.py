@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -28,7 +30,28 @@ from ganscreen.fusion import Fusion
 from ganscreen.images import ImageLoadError, InputFile, LoadedImage, file_stamp, iter_inputs, load_image
 from ganscreen.report import ImageInfo, Report
 
-DEFAULT_BATCH_SIZE = 8
+DEFAULT_BATCH_SIZE = 8  # on the CPU; see auto_batch_size
+CUDA_BATCH_SIZE = 32
+T = TypeVar("T")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, so containers are honoured)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def auto_workers() -> int:
+    """Decode and check threads: one per usable CPU, at most 4 (measured by
+    ``scripts/benchmark.py``; past that the model thread is the bottleneck)."""
+    return min(4, usable_cpus())
+
+
+def auto_batch_size(device: torch.device) -> int:
+    """Images per detection/CNN batch: larger batches pay off on a GPU, not on a CPU."""
+    return CUDA_BATCH_SIZE if device.type == "cuda" else DEFAULT_BATCH_SIZE
 
 
 def default_checks(device: str | torch.device = "cpu") -> list[Check]:
@@ -44,7 +67,11 @@ class Screener:
     device:
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or a ``torch.device``.
     batch_size:
-        Images decoded and sent through face detection together.
+        Images sent through face detection and the CNN together (default:
+        :func:`auto_batch_size`).
+    workers:
+        Threads that decode, align and run the per-image checks while the models run
+        (default: :func:`auto_workers`; 0 does everything on the calling thread).
     checks:
         The checks to run; defaults to every shipped check.
     robustness:
@@ -52,13 +79,16 @@ class Screener:
         see :data:`ROBUSTNESS_VARIANTS`) and mark the report unstable when a verdict flips.
     """
 
-    def __init__(self, *, device: str | torch.device = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
-                 checks: Sequence[Check] | None = None, fusion: Fusion | None = None,
-                 robustness: bool = False) -> None:
-        if batch_size < 1:
+    def __init__(self, *, device: str | torch.device = "auto", batch_size: int | None = None,
+                 workers: int | None = None, checks: Sequence[Check] | None = None,
+                 fusion: Fusion | None = None, robustness: bool = False) -> None:
+        if batch_size is not None and batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if workers is not None and workers < 0:
+            raise ValueError("workers must be 0 or more")
         self.device = resolve_device(device)
-        self.batch_size = batch_size
+        self.batch_size = batch_size if batch_size is not None else auto_batch_size(self.device)
+        self.workers = workers if workers is not None else auto_workers()
         self.robustness = robustness
         self.detector = FaceDetector(device=self.device)
         self.checks: list[Check] = list(checks) if checks is not None else default_checks(self.device)
@@ -97,142 +127,200 @@ class Screener:
         yield from self.scan_inputs(inputs)
 
     def scan_inputs(self, inputs: Iterable[InputFile]) -> Iterator[Report]:
-        batch: list[InputFile] = []
-        for item in inputs:
-            batch.append(item)
-            if len(batch) >= self.batch_size:
-                yield from self._screen_inputs(batch)
-                batch = []
-        if batch:
-            yield from self._screen_inputs(batch)
+        """Yield one report per input, in order, streaming.
+
+        Three stages overlap: worker threads decode and shrink the next images, the calling
+        thread runs face detection on one batch, and while it does, the workers align the
+        previous batch and run its per-image checks; that batch's CNN then runs in one
+        forward pass and its reports are yielded. At most a few batches are in memory.
+        """
+        with self._executor() as pool:
+            source = iter(inputs)
+            loading: deque[Future[_Work]] = deque()
+            ahead = 2 * self.batch_size + self.workers
+
+            def fill() -> None:
+                while len(loading) < ahead:
+                    item = next(source, None)
+                    if item is None:
+                        return
+                    loading.append(pool.submit(self._load_input, item))
+
+            previous: list[tuple[_Work, Future[None]]] = []
+            while True:
+                fill()
+                batch = [loading.popleft().result() for _ in range(min(self.batch_size, len(loading)))]
+                fill()
+                self._detect(batch)
+                analysing = [(work, pool.submit(self._analyse, work)) for work in batch]
+                if previous:
+                    yield from self._finish(previous)
+                if not analysing:
+                    return
+                previous = analysing
 
     # ------------------------------------------------------------------ internals
 
-    def _screen_inputs(self, batch: list[InputFile]) -> list[Report]:
-        reports: list[Report | None] = [None] * len(batch)
-        todo: list[tuple[int, str, Path]] = []
-        for i, item in enumerate(batch):
-            if item.error is not None:
-                reports[i] = self._error(str(item.path), item.error, file_stamp(item.path))
-            else:
-                todo.append((i, str(item.path), item.path))
-        screened = self._screen_batch([(p, src) for _, p, src in todo])
-        for (i, _, src), report in zip(todo, screened, strict=True):
-            report.file = file_stamp(src)
-            reports[i] = report
-        return [r for r in reports if r is not None]
+    def _executor(self) -> _Pool | _Inline:
+        if self.workers == 0:
+            return _Inline()
+        return _Pool(self.workers, thread_name_prefix="ganscreen")
 
     def _screen_batch(self, items: list[tuple[str | None, object]]) -> list[Report]:
-        decoded: dict[int, LoadedImage] = {}
-        reports = self._screen_plain(items, decoded=decoded if self.robustness else None)
-        if self.robustness:
-            self._add_robustness(decoded, reports)
-        return reports
+        works = [self._load(path, source) for path, source in items]
+        self._detect(works)
+        for work in works:
+            self._analyse(work)
+        return self._finish([(work, None) for work in works])
 
-    def _add_robustness(self, decoded: dict[int, LoadedImage], reports: list[Report]) -> None:
-        """Re-screen platform-processed copies of every judged image, in one batch."""
-        variants: list[tuple[int, int, int, bytes]] = []
-        for i, report in enumerate(reports):
-            if report.status != "ok" or report.score is None:
+    def _load_input(self, item: InputFile) -> _Work:
+        if item.error is not None:
+            return _Work(str(item.path), None, report=self._error(str(item.path), item.error, file_stamp(item.path)))
+        work = self._load(str(item.path), item.path)
+        stamp = file_stamp(item.path)
+        if work.report is not None:
+            work.report.file = stamp
+        work.file = stamp
+        return work
+
+    def _load(self, path: str | None, source: object) -> _Work:
+        """Decode and shrink for detection (worker threads)."""
+        work = _Work(path, source)
+        try:
+            work.image = load_image(source)  # type: ignore[arg-type]
+            work.detect_input = self.detector.prepare(work.image.rgb)
+        except ImageLoadError as exc:
+            work.report = self._error(path, str(exc))
+        except Exception as exc:  # never let one file end a batch
+            work.report = self._error(path, f"unexpected error while reading: {_one_line(exc)}")
+        return work
+
+    def _detect(self, works: list[_Work]) -> None:
+        """Face detection for every decoded image, one MTCNN batch per image size."""
+        todo = [w for w in works if w.report is None and w.detect_input is not None]
+        if not todo:
+            return
+        try:
+            found: list[list[Face] | Exception] = list(self.detector.detect_prepared([w.detect_input for w in todo]))
+        except Exception:
+            found = [self._detect_one(w.detect_input) for w in todo]
+        for work, faces in zip(todo, found, strict=True):
+            work.detect_input = None  # no longer needed: free it
+            if isinstance(faces, Exception):
+                work.fail(self, f"analysis failed: {_one_line(faces)}")
+            else:
+                work.faces = faces
+
+    def _detect_one(self, prepared: tuple[np.ndarray, float]) -> list[Face] | Exception:
+        try:
+            return self.detector.detect_prepared([prepared])[0]
+        except Exception as exc:
+            return exc
+
+    def _analyse(self, work: _Work) -> None:
+        """Align the face and run every per-image check; prepare the batched ones (workers)."""
+        if work.report is not None or work.faces is None:
+            return
+        assert work.image is not None
+        try:
+            work.context = self._context(work.image, work.faces)
+        except Exception as exc:
+            work.fail(self, f"analysis failed: {_one_line(exc)}")
+            return
+        for check in self.checks:
+            try:
+                if _is_batched(check):
+                    work.prepared[check.name] = check.prepare(work.context)  # type: ignore[attr-defined]
+                else:
+                    work.results[check.name] = check.run(work.context)
+            except Exception as exc:
+                work.fail(self, f"analysis failed: {_one_line(exc)}")
+                return
+
+    def _finish(self, batch: list[tuple[_Work, Future[None] | None]]) -> list[Report]:
+        """Run the batched checks over a batch, fuse, and make its reports (model thread)."""
+        works = []
+        for work, future in batch:
+            if future is not None:
+                future.result()
+            works.append(work)
+        live = [w for w in works if w.report is None and w.context is not None]
+        for check in self.checks:
+            if not _is_batched(check) or not live:
                 continue
-            image = decoded[i].pil()
-            variants += [(i, side, quality, platform_copy(image, side, quality))
+            outcome = self._run_prepared(check, [w.prepared[check.name] for w in live])
+            for work, result in zip(live, outcome, strict=True):
+                if isinstance(result, Exception):
+                    work.fail(self, f"analysis failed: {_one_line(result)}")
+                else:
+                    work.results[check.name] = result
+            live = [w for w in live if w.report is None]
+        for work in live:
+            assert work.image is not None and work.context is not None
+            ordered = {c.name: work.results[c.name] for c in self.checks}
+            work.report = self._report(work.path, work.image, work.context, ordered)
+            work.report.file = work.file
+        reports = [w.report for w in works]
+        assert all(r is not None for r in reports)
+        if self.robustness:
+            self._add_robustness(works)
+        return reports  # type: ignore[return-value]
+
+    @staticmethod
+    def _run_prepared(check: Check, prepared: list[object]) -> list[CheckResult | Exception]:
+        """A batched check over many images; a failed batch is retried one image at a time,
+        so a failure stays with the image that caused it."""
+        try:
+            return list(check.run_prepared(prepared))  # type: ignore[attr-defined]
+        except Exception:
+            pass
+        out: list[CheckResult | Exception] = []
+        for item in prepared:
+            try:
+                out.append(check.run_prepared([item])[0])  # type: ignore[attr-defined]
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    def _add_robustness(self, works: list[_Work]) -> None:
+        """Re-screen platform-processed copies of every judged image, in one batch."""
+        variants: list[tuple[_Work, int, int, bytes]] = []
+        for work in works:
+            report = work.report
+            if report is None or report.status != "ok" or report.score is None or work.image is None:
+                continue
+            image = work.image.pil()
+            variants += [(work, side, quality, platform_copy(image, side, quality))
                          for side, quality in ROBUSTNESS_VARIANTS]
-        scored = self._screen_plain([(None, data) for _, _, _, data in variants])
-        by_image: dict[int, list[dict[str, object]]] = {}
-        for (i, side, quality, _), variant in zip(variants, scored, strict=True):
-            by_image.setdefault(i, []).append({
+        plain = [self._load(None, data) for _, _, _, data in variants]
+        self._detect(plain)
+        for item in plain:
+            self._analyse(item)
+        robust, self.robustness = self.robustness, False
+        try:
+            scored = self._finish([(item, None) for item in plain])
+        finally:
+            self.robustness = robust
+        by_work: dict[int, list[dict[str, object]]] = {}
+        for (work, side, quality, _), variant in zip(variants, scored, strict=True):
+            by_work.setdefault(id(work), []).append({
                 "longer_side": side, "jpeg_quality": quality,
                 "score": None if variant.score is None else round(float(variant.score), 5),
                 "verdict": variant.verdict if variant.status == "ok" else variant.status,
             })
-        for i, entries in by_image.items():
-            reports[i].robustness = {
-                "unstable": any(e["verdict"] != reports[i].verdict for e in entries),
-                "variants": entries,
-            }
-
-    def _screen_plain(self, items: list[tuple[str | None, object]], *,
-                      decoded: dict[int, LoadedImage] | None = None) -> list[Report]:
-        """Screen items without robustness variants; ``decoded`` collects the images."""
-        reports: list[Report | None] = [None] * len(items)
-        loaded: list[tuple[int, LoadedImage]] = []
-        for i, (path, source) in enumerate(items):
-            try:
-                loaded.append((i, load_image(source)))  # type: ignore[arg-type]
-                if decoded is not None:
-                    decoded[i] = loaded[-1][1]
-            except ImageLoadError as exc:
-                reports[i] = self._error(path, str(exc))
-            except Exception as exc:  # never let one file end a batch
-                reports[i] = self._error(path, f"unexpected error while reading: {_one_line(exc)}")
-        if loaded:
-            try:
-                all_faces = self.detector.detect_batch([img.rgb for _, img in loaded])
-            except Exception:
-                all_faces = [self._detect_one(img.rgb) for _, img in loaded]
-            contexts: list[tuple[int, LoadedImage, CheckContext]] = []
-            for (i, img), faces in zip(loaded, all_faces, strict=True):
-                try:
-                    if isinstance(faces, Exception):
-                        raise faces
-                    contexts.append((i, img, self._context(img, faces)))
-                except Exception as exc:
-                    reports[i] = self._error(items[i][0], f"analysis failed: {_one_line(exc)}", image=_info(img))
-            results = self._run_checks([ctx for _, _, ctx in contexts])
-            for (i, img, ctx), outcome in zip(contexts, results, strict=True):
-                if isinstance(outcome, Exception):
-                    reports[i] = self._error(items[i][0], f"analysis failed: {_one_line(outcome)}",
-                                             image=_info(img))
-                else:
-                    reports[i] = self._report(items[i][0], img, ctx, outcome)
-        return [r for r in reports if r is not None]
-
-    def _detect_one(self, rgb: np.ndarray) -> list[Face] | Exception:
-        try:
-            return self.detector.detect(rgb)
-        except Exception as exc:
-            return exc
+        for work in works:
+            entries = by_work.get(id(work))
+            if entries is not None and work.report is not None:
+                work.report.robustness = {
+                    "unstable": any(e["verdict"] != work.report.verdict for e in entries),
+                    "variants": entries,
+                }
 
     @staticmethod
     def _context(img: LoadedImage, faces: list[Face]) -> CheckContext:
         face = primary_face(faces)
         aligned = align_face(img.rgb, face, size=ALIGNED_SIZE) if face is not None else None
         return CheckContext(image=img.rgb, faces=tuple(faces), face=face, aligned=aligned)
-
-    def _run_checks(self, contexts: list[CheckContext]) -> list[dict[str, CheckResult] | Exception]:
-        """Every check on every context; a check with ``run_batch`` sees them all at once.
-
-        A failure is isolated to the image that caused it: a failed batch is retried one
-        image at a time.
-        """
-        out: list[dict[str, CheckResult] | Exception] = [{} for _ in contexts]
-        for check in self.checks:
-            batched = getattr(check, "run_batch", None)
-            results: list[CheckResult | Exception] | None = None
-            if batched is not None and len(contexts) > 1:
-                try:
-                    results = list(batched(contexts))
-                except Exception:
-                    results = None
-            if results is None:
-                results = [self._run_one(check, ctx) for ctx in contexts]
-            for j, result in enumerate(results):
-                current = out[j]
-                if isinstance(current, Exception):
-                    continue
-                if isinstance(result, Exception):
-                    out[j] = result
-                else:
-                    current[check.name] = result
-        return out
-
-    @staticmethod
-    def _run_one(check: Check, ctx: CheckContext) -> CheckResult | Exception:
-        try:
-            return check.run(ctx)
-        except Exception as exc:
-            return exc
 
     def _report(self, path: str | None, img: LoadedImage, ctx: CheckContext,
                 results: dict[str, CheckResult]) -> Report:
@@ -271,6 +359,59 @@ def platform_copy(image: Image.Image, longer_side: int, quality: int) -> bytes:
     buf = io.BytesIO()
     copy.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
+
+
+class _Work:
+    """One input on its way through the pipeline; ``report`` is set once it is finished."""
+
+    __slots__ = ("path", "source", "file", "image", "detect_input", "faces", "context", "prepared",
+                 "results", "report")
+
+    def __init__(self, path: str | None, source: object, *, report: Report | None = None) -> None:
+        self.path = path
+        self.source = source
+        self.file: dict[str, int | float] | None = None
+        self.image: LoadedImage | None = None
+        self.detect_input: tuple[np.ndarray, float] | None = None
+        self.faces: list[Face] | None = None
+        self.context: CheckContext | None = None
+        self.prepared: dict[str, object] = {}
+        self.results: dict[str, CheckResult] = {}
+        self.report = report
+
+    def fail(self, screener: Screener, message: str) -> None:
+        image = _info(self.image) if self.image is not None else None
+        self.report = screener._error(self.path, message, self.file, image=image)
+        self.context = None
+
+
+class _Pool(ThreadPoolExecutor):
+    """Worker threads that drop their queued work when the scan stops early."""
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown(wait=True, cancel_futures=True)
+
+
+class _Inline:
+    """An executor that runs each task at once on the calling thread (``workers=0``)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+def _is_batched(check: Check) -> bool:
+    return callable(getattr(check, "prepare", None)) and callable(getattr(check, "run_prepared", None))
 
 
 def _info(img: LoadedImage) -> ImageInfo:

@@ -1,14 +1,16 @@
 """The checks: each looks at one kind of evidence and returns a :class:`CheckResult`.
 
 A check is any object with a ``name`` and a ``run(context) -> CheckResult`` method; the
-pipeline runs every check in :data:`DEFAULT_CHECKS` order and fusion combines their scores.
+pipeline runs every check in :func:`ganscreen.pipeline.default_checks` order (checks that
+hold a model also split their work, see :class:`BatchedCheck`) and fusion combines their
+scores.
 Adding a check means writing one module and appending it here; the others are untouched.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -53,6 +55,20 @@ class Check(Protocol):
     name: str
 
     def run(self, ctx: CheckContext) -> CheckResult: ...
+
+
+class BatchedCheck(Check, Protocol):
+    """A check with a model: per-image preparation, then one batched call for many images.
+
+    The pipeline calls ``prepare`` in worker threads (so it must be thread-safe and should
+    leave torch alone) and ``run_prepared`` on the thread that owns the models. ``prepare``
+    may return a finished :class:`CheckResult` (e.g. no face), which ``run_prepared``
+    passes through.
+    """
+
+    def prepare(self, ctx: CheckContext) -> object: ...
+
+    def run_prepared(self, prepared: Sequence[object]) -> list[CheckResult]: ...
 
 
 def not_judged(reason: str, **measures: float | bool | None) -> CheckResult:

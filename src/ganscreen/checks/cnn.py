@@ -3,7 +3,8 @@
 It sees what the heuristics cannot: upsampling traces, skin and hair texture. Weights ship
 as safetensors in the package (``models/cnn.safetensors``, configuration in ``cnn.json``),
 verified by SHA-256 before loading. Each face is scored as the mean of the crop and its
-mirror image; ``run_batch`` scores many faces in one forward pass.
+mirror image; ``run_batch`` scores many faces in one forward pass, and ``prepare`` /
+``run_prepared`` split that into the per-image crop and the batched model call.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from ganscreen._assets import asset_path, load_json
@@ -38,22 +40,29 @@ class CnnCheck:
         return self.run_batch([ctx])[0]
 
     def run_batch(self, contexts: Sequence[CheckContext]) -> list[CheckResult]:
-        results: list[CheckResult | None] = [None] * len(contexts)
-        crops, where = [], []
-        for i, ctx in enumerate(contexts):
-            if ctx.face is None:
-                results[i] = not_judged("no face")
-                continue
-            crops.append(cnn_crop(ctx.image, ctx.face, size=self.config.input_size, zoom=self.config.zoom))
-            where.append(i)
-        if crops:
-            for i, p in zip(where, self.probabilities(crops), strict=True):
-                flags = (FLAG,) if p >= self.flag_threshold else ()
-                results[i] = CheckResult(score=p, measures={}, flags=flags)
+        return self.run_prepared([self.prepare(ctx) for ctx in contexts])
+
+    def prepare(self, ctx: CheckContext) -> np.ndarray | CheckResult:
+        """The model's input crop for one face (thread-safe, no torch), or the result when
+        there is nothing to score."""
+        if ctx.face is None:
+            return not_judged("no face")
+        return cnn_crop(ctx.image, ctx.face, size=self.config.input_size, zoom=self.config.zoom)
+
+    def run_prepared(self, prepared: Sequence[np.ndarray | CheckResult]) -> list[CheckResult]:
+        """Score the crops from :meth:`prepare` in one forward pass."""
+        results: list[CheckResult | None] = [p if isinstance(p, CheckResult) else None for p in prepared]
+        where = [i for i, r in enumerate(results) if r is None]
+        if where:
+            probabilities = self.probabilities([prepared[i] for i in where])
+            for i, p in zip(where, probabilities, strict=True):
+                results[i] = CheckResult(score=p, measures={}, flags=(FLAG,) if p >= self.flag_threshold else ())
         return [r for r in results if r is not None]
 
     @torch.inference_mode()
-    def probabilities(self, crops: list) -> list[float]:  # noqa: ANN001
-        x = to_tensor(crops, self.config).to(self.device)
-        logits = (self.model(x) + self.model(torch.flip(x, dims=[3]))) / 2
-        return [float(p) for p in torch.sigmoid(logits).cpu()]
+    def probabilities(self, crops: Sequence[np.ndarray]) -> list[float]:
+        """Mean probability of each crop and its mirror image (one forward pass for both)."""
+        x = to_tensor(list(crops), self.config).to(self.device)
+        logits = self.model(torch.cat([x, torch.flip(x, dims=[3])]))
+        mean = (logits[: len(crops)] + logits[len(crops):]) / 2
+        return [float(p) for p in torch.sigmoid(mean).cpu()]
