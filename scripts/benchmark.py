@@ -3,14 +3,14 @@
     python scripts/benchmark.py                       # 256², 512², 1024² JPEG faces, 48 each
     python scripts/benchmark.py --n 96 --sizes 1024 --json bench.json
     python scripts/benchmark.py --folder photos/      # your own photos, as they are
-    python scripts/benchmark.py --workers 0           # the scan without its decode workers
+    python scripts/benchmark.py --workers 1           # one batch at a time, torch on every core
 
 For each image size the script writes a folder of JPEG face photos (from the training
 collection ``../shared/data/faces`` when it is there, else from ``samples/``: random crops
 around the face, mirrored, at random JPEG quality), then times, on those same files:
 
-- ``scan``: the full scan as the CLI runs it (decode workers, detection, every check,
-  fusion, JSON Lines written to a file), with the models already loaded;
+- ``scan``: the full scan as the CLI runs it (parallel workers, decoding, detection, every
+  check, fusion, JSON Lines written to a file), with the models already loaded;
 - each stage alone, one after the other: ``decode`` (Pillow, one thread), ``detect``
   (MTCNN on the decoded images, batched as the scan batches them), ``align`` (the shared
   landmark-aligned crop), each check, and ``report`` (fusion and writing the records).
@@ -151,7 +151,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "device": str(screener.device), "python": platform.python_version(),
                     "torch": torch.__version__,
                     "gpu": torch.cuda.get_device_name(0) if screener.device.type == "cuda" else None},
-        "settings": {"batch_size": screener.batch_size, "workers": screener.workers, "repeat": args.repeat},
+        "settings": {"batch_size": screener.batch_size, "workers": screener.workers, "repeat": args.repeat,
+                     "scan_torch_threads_per_worker": 1 if screener.workers > 1 else torch.get_num_threads()},
         "sizes": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -226,7 +227,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="photos to make the test images from")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch-size", type=int, default=None, help="default: the scan's automatic choice")
-    ap.add_argument("--workers", type=int, default=None, help="decode workers (default: automatic)")
+    ap.add_argument("--workers", type=int, default=None, help="parallel scan workers (default: automatic)")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)

@@ -108,8 +108,8 @@ def test_batching_does_not_change_results(samples) -> None:  # noqa: ANN001
     for a, b in zip(one, many, strict=True):
         assert a["path"] == b["path"] and a["status"] == b["status"] and a["verdict"] == b["verdict"]
         assert (a["score"] is None) == (b["score"] is None)
-        if a["score"] is not None:
-            assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+        if a["score"] is not None:  # kernels differ with the batch size: float noise only
+            assert a["score"] == pytest.approx(b["score"], abs=5e-4)
 
 
 def test_robustness_rescoring_records_every_variant(samples) -> None:  # noqa: ANN001
@@ -143,10 +143,24 @@ def test_screen_batch_matches_screen_one_by_one(screener: Screener, samples) -> 
 
 
 def test_worker_threads_do_not_change_records(samples) -> None:  # noqa: ANN001
-    inline = [r.to_record() for r in Screener(device="cpu", batch_size=3, workers=0).scan(samples)]
+    inline = [r.to_record() for r in Screener(device="cpu", batch_size=3, workers=1).scan(samples)]
     threaded = [r.to_record() for r in Screener(device="cpu", batch_size=3, workers=3).scan(samples)]
     assert len(inline) == len(list(samples.glob("*.*"))) - 1  # README.md is not an image
-    assert threaded == inline
+    for a, b in zip(inline, threaded, strict=True):
+        # One torch thread per worker instead of torch's pool: float noise only.
+        a_scores = {name: check["score"] for name, check in a.pop("checks").items()}
+        b_scores = {name: check["score"] for name, check in b.pop("checks").items()}
+        assert a_scores.keys() == b_scores.keys()
+        for name, score in a_scores.items():
+            assert (score is None) == (b_scores[name] is None)
+            assert score is None or score == pytest.approx(b_scores[name], abs=5e-4), name
+        score_a, score_b = a.pop("score"), b.pop("score")
+        assert score_a is None or score_a == pytest.approx(score_b, abs=5e-4)
+        faces_a, faces_b = a.pop("faces"), b.pop("faces")
+        assert len(faces_a) == len(faces_b)
+        for fa, fb in zip(faces_a, faces_b, strict=True):
+            assert fa["box"] == pytest.approx(fb["box"], abs=0.05)
+        assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 class _Fails:
@@ -177,7 +191,7 @@ class _BatchFails:
         return [CheckResult(score=0.25) for _ in heights]
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [1, 2])
 def test_a_failing_check_fails_only_its_own_image(tmp_path, samples, workers: int) -> None:  # noqa: ANN001
     astronaut = Image.open(samples / "astronaut.png").convert("RGB")
     sizes = {"a_small.jpg": (300, 300), "b_wide.jpg": (500, 300), "c_tall.jpg": (300, 500), "d_small.jpg": (320, 320)}
@@ -196,10 +210,29 @@ def test_a_failing_check_fails_only_its_own_image(tmp_path, samples, workers: in
 
 
 def test_stopping_a_scan_early_stops_its_threads(samples) -> None:  # noqa: ANN001
+    import torch
+
+    threads = torch.get_num_threads()
     screener = Screener(device="cpu", batch_size=2, workers=2)
     scan = screener.scan(samples)
     first = next(scan)
     assert first.path.endswith("astronaut.png")
     assert any(t.name.startswith("ganscreen") for t in threading.enumerate())
+    assert torch.get_num_threads() == 1  # one torch thread per worker during the scan
     scan.close()
     assert not any(t.name.startswith("ganscreen") for t in threading.enumerate())
+    assert torch.get_num_threads() == threads
+
+
+def test_automatic_workers_and_batch_size_fit_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from ganscreen import pipeline
+
+    assert pipeline.auto_batch_size(torch.device("cpu")) == 8
+    assert pipeline.auto_batch_size(torch.device("cuda")) == 32
+    for cpus, workers in [(1, 1), (2, 2), (3, 3), (64, 8)]:
+        monkeypatch.setattr(pipeline, "usable_cpus", lambda cpus=cpus: cpus)
+        assert pipeline.auto_workers() == workers
+    with pytest.raises(ValueError, match="workers"):
+        Screener(device="cpu", workers=0)

@@ -109,9 +109,9 @@ def scan(
         min=1, max=1024, show_default="8 on the CPU, 32 on CUDA",
         help="Images sent through face detection and the CNN together.")] = None,
     workers: Annotated[int | None, typer.Option(
-        min=0, max=64, show_default="one per CPU, at most 4",
-        help="Threads that decode images and run the per-image checks while the models "
-             "run (0: everything on one thread).")] = None,
+        min=1, max=64, show_default="one per CPU, at most 8",
+        help="Batches screened in parallel, each on its own thread with one torch thread "
+             "(1: one batch at a time, torch using every core).")] = None,
     all_files: Annotated[bool, typer.Option(
         "--all-files", help="In folders, treat every file as an input, not only image "
                             "suffixes (.jpg, .png, .webp, ...).")] = False,

@@ -131,20 +131,32 @@ class FaceDetector:
             if min(small.shape[:2]) >= MIN_FACE_PIXELS:  # smaller images cannot hold a face
                 groups.setdefault(small.shape[:2], []).append(i)
         for (h, w), members in groups.items():
-            self._mtcnn.min_face_size = max(MIN_FACE_PIXELS, int(MIN_FACE_FRACTION * min(h, w)))
             batch = np.stack([prepared[i][0] for i in members])
-            with torch.inference_mode(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
-            for j, i in enumerate(members):
-                results[i] = self._faces(boxes[j], probs[j], points[j], prepared[i][1])
+            min_face = max(MIN_FACE_PIXELS, int(MIN_FACE_FRACTION * min(h, w)))
+            for j, (boxes, points) in enumerate(zip(*self._run_mtcnn(batch, min_face), strict=True)):
+                results[members[j]] = self._faces(boxes, points, prepared[members[j]][1])
         return results
 
-    def _faces(self, boxes: object, probs: object, points: object, scale: float) -> list[Face]:
-        if boxes is None or points is None or probs is None:
+    def _run_mtcnn(self, batch: np.ndarray, min_face: int) -> tuple[Sequence[np.ndarray], Sequence[np.ndarray]]:
+        """MTCNN's three stages on a batch of same-sized images: per image, an (n, 5) array
+        of boxes with probabilities and an (n, 5, 2) array of landmarks.
+
+        facenet-pytorch's ``detect_face`` is called directly, with the minimum face size as
+        an argument: ``MTCNN.detect`` reads it from the module, which threads would share.
+        """
+        from facenet_pytorch.models.utils.detect_face import detect_face
+
+        m = self._mtcnn
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return detect_face(batch, min_face, m.pnet, m.rnet, m.onet, m.thresholds, m.factor, self.device)
+
+    def _faces(self, boxes: object, points: object, scale: float) -> list[Face]:
+        found = np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
+        if len(found) == 0:
             return []
-        boxes_a = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) / scale
-        probs_a = np.asarray(probs, dtype=np.float32).reshape(-1)
+        boxes_a = found[:, :4] / scale
+        probs_a = found[:, 4]
         points_a = np.asarray(points, dtype=np.float32).reshape(-1, 5, 2) / scale
         faces = [
             Face(box=b, landmarks=p, confidence=float(c))

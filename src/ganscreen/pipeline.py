@@ -10,8 +10,9 @@ from __future__ import annotations
 import io
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 import numpy as np
@@ -44,9 +45,8 @@ def usable_cpus() -> int:
 
 
 def auto_workers() -> int:
-    """Decode and check threads: one per usable CPU, at most 4 (measured by
-    ``scripts/benchmark.py``; past that the model thread is the bottleneck)."""
-    return min(4, usable_cpus())
+    """Parallel scan threads: one per usable CPU, at most 8 (each holds a batch in memory)."""
+    return min(8, usable_cpus())
 
 
 def auto_batch_size(device: torch.device) -> int:
@@ -70,8 +70,8 @@ class Screener:
         Images sent through face detection and the CNN together (default:
         :func:`auto_batch_size`).
     workers:
-        Threads that decode, align and run the per-image checks while the models run
-        (default: :func:`auto_workers`; 0 does everything on the calling thread).
+        Batches screened in parallel by ``scan``, each on its own thread with one torch
+        thread (default: :func:`auto_workers`; 1 screens on the calling thread).
     checks:
         The checks to run; defaults to every shipped check.
     robustness:
@@ -84,8 +84,8 @@ class Screener:
                  fusion: Fusion | None = None, robustness: bool = False) -> None:
         if batch_size is not None and batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        if workers is not None and workers < 0:
-            raise ValueError("workers must be 0 or more")
+        if workers is not None and workers < 1:
+            raise ValueError("workers must be at least 1")
         self.device = resolve_device(device)
         self.batch_size = batch_size if batch_size is not None else auto_batch_size(self.device)
         self.workers = workers if workers is not None else auto_workers()
@@ -129,49 +129,41 @@ class Screener:
     def scan_inputs(self, inputs: Iterable[InputFile]) -> Iterator[Report]:
         """Yield one report per input, in order, streaming.
 
-        Three stages overlap: worker threads decode and shrink the next images, the calling
-        thread runs face detection on one batch, and while it does, the workers align the
-        previous batch and run its per-image checks; that batch's CNN then runs in one
-        forward pass and its reports are yielded. At most a few batches are in memory.
+        Inputs are cut into batches. With one worker each batch is decoded, detected,
+        checked and reported on the calling thread, torch using every core for each model
+        call. With more, that many threads each screen a whole batch at a time, with one
+        torch thread each (set for the scan and restored after): no core waits for another,
+        decoding and the checks overlap the models, and a busy machine slows the scan
+        gracefully instead of stalling torch's thread pool. Batches finish in order and at
+        most ``workers + 1`` are in memory.
         """
-        with self._executor() as pool:
-            source = iter(inputs)
-            loading: deque[Future[_Work]] = deque()
-            ahead = 2 * self.batch_size + self.workers
-
-            def fill() -> None:
-                while len(loading) < ahead:
-                    item = next(source, None)
-                    if item is None:
-                        return
-                    loading.append(pool.submit(self._load_input, item))
-
-            previous: list[tuple[_Work, Future[None]]] = []
-            while True:
-                fill()
-                batch = [loading.popleft().result() for _ in range(min(self.batch_size, len(loading)))]
-                fill()
-                self._detect(batch)
-                analysing = [(work, pool.submit(self._analyse, work)) for work in batch]
-                if previous:
-                    yield from self._finish(previous)
-                if not analysing:
-                    return
-                previous = analysing
+        batches = _chunks(inputs, self.batch_size)
+        if self.workers <= 1:
+            for batch in batches:
+                yield from self._screen_inputs(batch)
+            return
+        with _torch_threads(1), _Pool(self.workers, thread_name_prefix="ganscreen") as pool:
+            running: deque[Future[list[Report]]] = deque()
+            for batch in batches:
+                running.append(pool.submit(self._screen_inputs, batch))
+                if len(running) > self.workers:
+                    yield from running.popleft().result()
+            while running:
+                yield from running.popleft().result()
 
     # ------------------------------------------------------------------ internals
 
-    def _executor(self) -> _Pool | _Inline:
-        if self.workers == 0:
-            return _Inline()
-        return _Pool(self.workers, thread_name_prefix="ganscreen")
+    def _screen_inputs(self, batch: list[InputFile]) -> list[Report]:
+        return self._screen_works([self._load_input(item) for item in batch])
 
     def _screen_batch(self, items: list[tuple[str | None, object]]) -> list[Report]:
-        works = [self._load(path, source) for path, source in items]
+        return self._screen_works([self._load(path, source) for path, source in items])
+
+    def _screen_works(self, works: list[_Work]) -> list[Report]:
         self._detect(works)
         for work in works:
             self._analyse(work)
-        return self._finish([(work, None) for work in works])
+        return self._finish(works)
 
     def _load_input(self, item: InputFile) -> _Work:
         if item.error is not None:
@@ -237,13 +229,8 @@ class Screener:
                 work.fail(self, f"analysis failed: {_one_line(exc)}")
                 return
 
-    def _finish(self, batch: list[tuple[_Work, Future[None] | None]]) -> list[Report]:
-        """Run the batched checks over a batch, fuse, and make its reports (model thread)."""
-        works = []
-        for work, future in batch:
-            if future is not None:
-                future.result()
-            works.append(work)
+    def _finish(self, works: list[_Work], *, robustness: bool | None = None) -> list[Report]:
+        """Run the batched checks over a batch, fuse, and make its reports."""
         live = [w for w in works if w.report is None and w.context is not None]
         for check in self.checks:
             if not _is_batched(check) or not live:
@@ -262,7 +249,7 @@ class Screener:
             work.report.file = work.file
         reports = [w.report for w in works]
         assert all(r is not None for r in reports)
-        if self.robustness:
+        if self.robustness if robustness is None else robustness:
             self._add_robustness(works)
         return reports  # type: ignore[return-value]
 
@@ -296,11 +283,7 @@ class Screener:
         self._detect(plain)
         for item in plain:
             self._analyse(item)
-        robust, self.robustness = self.robustness, False
-        try:
-            scored = self._finish([(item, None) for item in plain])
-        finally:
-            self.robustness = robust
+        scored = self._finish(plain, robustness=False)
         by_work: dict[int, list[dict[str, object]]] = {}
         for (work, side, quality, _), variant in zip(variants, scored, strict=True):
             by_work.setdefault(id(work), []).append({
@@ -392,22 +375,25 @@ class _Pool(ThreadPoolExecutor):
         self.shutdown(wait=True, cancel_futures=True)
 
 
-class _Inline:
-    """An executor that runs each task at once on the calling thread (``workers=0``)."""
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
-    def __enter__(self) -> _Inline:
-        return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        return None
-
-    def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
-        future: Future[T] = Future()
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:
-            future.set_exception(exc)
-        return future
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _is_batched(check: Check) -> bool:
