@@ -19,10 +19,15 @@ carry a ``reason`` instead of their measures; ``robustness`` is null or an objec
 Arrow would have to unify across blocks written by different actors.
 
 Fault tolerance: a corrupt file is an error record, never an exception. An actor that dies
-(killed, out of memory, node lost) is restarted by Ray and its unfinished batches are
-retried on it: ``max_restarts=-1`` and ``max_task_retries=-1`` (see :data:`ACTOR_FAULT_TOLERANCE`).
-A batch's output block is produced by exactly one successful call, so a retry neither loses
-nor duplicates records.
+(killed, out of memory, node lost) is restarted by Ray and the batches it had not finished
+are retried on it: Ray Data creates actor-pool actors with ``max_restarts=-1`` (restart
+however often it dies; ``__init__`` runs again and reloads the models) and
+``max_task_retries=-1`` (resubmit the calls that were running or queued on it). A batch's
+output block comes from exactly one successful call, so a retry neither loses nor
+duplicates records. Errors raised by our own code are not retried
+(``DataContext.actor_task_retry_on_errors`` stays off) and fail the job
+(``DataContext.max_errored_blocks`` stays 0) rather than silently dropping records; the
+Screener raises nothing for bad input, so such an error is a bug.
 """
 
 from __future__ import annotations
@@ -46,12 +51,11 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     raise ImportError("ganscreen.ray_engine needs Ray Data: pip install 'ganscreen[ray]'") from exc
 
-from ganscreen.images import InputFile, file_stamp
+from ganscreen.images import InputFile, file_stamp, iter_inputs
 from ganscreen.pipeline import DEFAULT_BATCH_SIZE, Screener
 from ganscreen.report import Report, portable_text
 
 __all__ = [
-    "ACTOR_FAULT_TOLERANCE",
     "RECORD_SCHEMA",
     "JsonLinesDatasink",
     "ScreenBatch",
@@ -73,17 +77,6 @@ RECORD_SCHEMA = pa.schema([
     pa.field("record", pa.string(), nullable=False),  # the full JSON record, one line
 ])
 """One row per input. Fixed, so every block (and every Parquet part file) has the same schema."""
-
-ACTOR_FAULT_TOLERANCE: Mapping[str, int] = {"max_restarts": -1, "max_task_retries": -1}
-"""Ray actor options that make a killed actor come back and redo its unfinished batches.
-
-``max_restarts=-1``: restart a dead actor however often it dies (its ``__init__`` runs
-again, loading the models). ``max_task_retries=-1``: resubmit every call that was running
-or queued on it once it is back. Ray Data applies the same defaults to actor pools; they are
-set here explicitly so the behaviour does not hang on a default. Errors raised by our own
-code are not retried (``DataContext.actor_task_retry_on_errors`` stays off) and fail the
-job (``DataContext.max_errored_blocks`` stays 0) rather than silently dropping records.
-"""
 
 _INPUT_SCHEMA = pa.schema([pa.field("path", pa.binary()), pa.field("error", pa.string())])
 
@@ -170,17 +163,17 @@ def screen_dataset(ds: Dataset, *, device: str = "auto", batch_size: int = DEFAU
         raise ValueError("device='cuda' needs num_gpus (GPUs per actor): Ray hides GPUs from other actors")
     compute = (ActorPoolStrategy(size=actors) if isinstance(actors, int)
                else ActorPoolStrategy(min_size=actors[0], max_size=actors[1]))
-    remote_args: dict[str, Any] = dict(ACTOR_FAULT_TOLERANCE)
-    if num_gpus:
-        remote_args["num_gpus"] = num_gpus
+    # No max_restarts / max_task_retries here: Ray Data gives actor pools max_restarts=-1 and
+    # max_task_retries=-1 by default (and passing them through **ray_remote_args is deprecated
+    # since Ray 2.60). tests/test_ray_engine.py kills an actor to pin that behaviour.
     return ds.map_batches(
         callable_class,
         batch_size=batch_size,
         batch_format="numpy",
         compute=compute,
         num_cpus=num_cpus,
+        num_gpus=num_gpus,
         fn_constructor_kwargs={"device": device, "batch_size": batch_size, "robustness": robustness},
-        **remote_args,
     )
 
 
@@ -269,6 +262,94 @@ def outcome_counts(ds: Dataset) -> Counter[str]:
 
 def outcome(status: str, verdict: str | None) -> str:
     return verdict if status == "ok" and verdict else status
+
+
+# --------------------------------------------------------------------------- the scan command
+
+OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def output_format(output: Path) -> str:
+    """``jsonl`` or ``parquet``, from the suffix of ``scan --engine ray -o``'s folder name."""
+    try:
+        return OUTPUT_FORMATS[output.suffix.lower()]
+    except KeyError:
+        raise ValueError(f"-o {output}: name the output folder out.jsonl (JSON Lines) or "
+                         "out.parquet (Parquet) to choose the format") from None
+
+
+def prepare_output(output: Path) -> None:
+    """Create the output folder; refuse one that already holds files.
+
+    Ray writes a folder of part files with fresh names, so writing into a used folder would
+    mix two scans (and count files twice). Raises ``FileExistsError`` or ``OSError``.
+    """
+    if output.is_dir() and not any(output.iterdir()):
+        return
+    if output.exists() or output.is_symlink():
+        raise FileExistsError(f"{output} already exists: Ray writes a folder of part files, so -o must "
+                              "name a new or empty folder (remove it or choose another name)")
+    output.mkdir()
+
+
+def run_scan(paths: Sequence[str | os.PathLike[str]], *, output: Path | None, fmt: str | None,
+             device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE, actors: int | None = None,
+             address: str | None = None, all_files: bool = False, follow_symlinks: bool = False,
+             robustness: bool = False, progress: bool = True, stream: IO[str] | None = None) -> Counter[str]:
+    """``ganscreen scan --engine ray``: screen the inputs the local engine would, on Ray Data.
+
+    Inputs are discovered here with :func:`~ganscreen.images.iter_inputs` (same suffixes,
+    same symlink policy, discovery errors become error records), so both engines see the same
+    files; actors read them by path, so on a cluster every node must see the same paths.
+    Records go to the folder ``output`` (``fmt``: ``jsonl`` or ``parquet`` part files) or, with
+    no output, to ``stream`` as JSON Lines. Connects to ``address`` or starts a local Ray
+    instance (shut down at the end); an already initialised Ray is used as it is.
+    Returns the outcome counts (``gan``, ``uncertain``, ``real``, ``no_face``, ``error``).
+    """
+    inputs = list(iter_inputs(paths, all_files=all_files, follow_symlinks=follow_symlinks))
+    if not inputs:
+        return Counter()
+    started = _connect(address)
+    context = ray.data.DataContext.get_current()
+    previous = context.enable_progress_bars
+    context.enable_progress_bars = progress
+    try:
+        num_gpus = 1 if device == "cuda" else None
+        pool = actors or _default_actors(gpu=num_gpus is not None)
+        blocks_per_actor = max(1, min(16, len(inputs) // (batch_size * pool * 4)))
+        pool = min(pool, -(-len(inputs) // batch_size))  # no more actors than batches
+        screened = screen_dataset(inputs_dataset(inputs, rows_per_block=batch_size * blocks_per_actor),
+                                  device=device, batch_size=batch_size, actors=pool, num_gpus=num_gpus,
+                                  robustness=robustness)
+        if output is None:
+            if stream is None:
+                raise ValueError("run_scan needs an output folder or a stream")
+            return Counter(outcome(s, v) for s, v in stream_records(screened, stream))
+        # Materialised once: the write and the counts read the same records (kept in Ray's
+        # object store, spilled to disk when large) instead of screening everything twice.
+        results = screened.materialize()
+        write_records(results, output.resolve(), fmt or output_format(output))
+        return outcome_counts(results)
+    finally:
+        context.enable_progress_bars = previous
+        if started:
+            ray.shutdown()
+
+
+def _connect(address: str | None) -> bool:
+    """Join the cluster at ``address`` or start a local instance; ``True`` if we started one."""
+    if ray.is_initialized():
+        return False
+    if address is not None:
+        ray.init(address=address, logging_level="WARNING")
+    else:
+        ray.init(include_dashboard=False, logging_level="WARNING")
+    return True
+
+
+def _default_actors(*, gpu: bool) -> int:
+    resources = ray.cluster_resources()
+    return max(1, int(resources.get("GPU" if gpu else "CPU", 1)))
 
 
 # --------------------------------------------------------------------------- batch columns
