@@ -113,6 +113,10 @@ class ScreenBatch:
                     decoded.append((i, _pil(images[i])))
                 except (TypeError, ValueError) as exc:
                     reports[i] = self._error(paths[i], f"unsupported image array: {exc}")
+            elif data[i] is not None and len(data[i]) == 0 and paths[i] is not None:
+                # Bytes read from a named file: say what the local engine says of that file.
+                reports[i] = self._error(paths[i], "empty file (0 bytes)")
+                reports[i].file = file_stamp(paths[i])
             elif data[i] is not None:
                 decoded.append((i, bytes(data[i])))
             else:
