@@ -53,7 +53,7 @@ def make_images(folder: Path, n: int, seed: int = 0) -> None:
         (folder / f"img_{i:05d}.jpg").write_bytes(buf.getvalue())
 
 
-def bench_local(folder: Path, batch_size: int, threads: int | None) -> dict[str, Any]:
+def bench_local(folder: Path, batch_size: int, threads: int | None, device: str) -> dict[str, Any]:
     """The local engine; ``threads`` torch threads (None: torch's default, as the CLI runs)."""
     import torch
 
@@ -62,18 +62,18 @@ def bench_local(folder: Path, batch_size: int, threads: int | None) -> dict[str,
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _bench_local(folder, batch_size)
+        return _bench_local(folder, batch_size, device)
     finally:
         torch.set_num_threads(default)
 
 
-def _bench_local(folder: Path, batch_size: int) -> dict[str, Any]:
+def _bench_local(folder: Path, batch_size: int, device: str) -> dict[str, Any]:
     import torch
 
     from ganscreen import Screener
 
     t0 = time.perf_counter()
-    screener = Screener(device="cpu", batch_size=batch_size)
+    screener = Screener(device=device, batch_size=batch_size)
     load = time.perf_counter() - t0
     t0 = time.perf_counter()
     n = sum(1 for _ in screener.scan(folder))
@@ -98,14 +98,15 @@ def timed_screen_batch() -> type:
     return TimedScreenBatch
 
 
-def bench_ray(folder: Path, actors: int, batch_size: int) -> dict[str, Any]:
+def bench_ray(folder: Path, actors: int, batch_size: int, device: str) -> dict[str, Any]:
     from ganscreen.images import iter_inputs
     from ganscreen.ray_engine import inputs_dataset, screen_dataset
 
     inputs = list(iter_inputs([folder]))
     t0 = time.perf_counter()
-    ds = screen_dataset(inputs_dataset(inputs, rows_per_block=batch_size), device="cpu",
-                        batch_size=batch_size, actors=actors, callable_class=timed_screen_batch())
+    ds = screen_dataset(inputs_dataset(inputs, rows_per_block=batch_size), device=device,
+                        batch_size=batch_size, actors=actors, num_gpus=1 if device == "cuda" else None,
+                        callable_class=timed_screen_batch())
     rows = ds.select_columns(["path", "actor_pid", "call_s"]).take_all()
     seconds = time.perf_counter() - t0
     busy: defaultdict[int, list[float]] = defaultdict(list)
@@ -125,6 +126,8 @@ def main() -> None:
     ap.add_argument("--actors", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray instance")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cuda: the local engine on the GPU, and one GPU per Ray actor")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -134,8 +137,8 @@ def main() -> None:
             folder = Path(tmp) / "photos"
             folder.mkdir()
             make_images(folder, args.n)
-        results: list[dict[str, Any]] = [bench_local(folder, args.batch_size, None),
-                                          bench_local(folder, args.batch_size, 1)]
+        results: list[dict[str, Any]] = [bench_local(folder, args.batch_size, None, args.device),
+                                          bench_local(folder, args.batch_size, 1, args.device)]
 
         import ray
         import ray.data
@@ -146,11 +149,12 @@ def main() -> None:
         ray.data.DataContext.get_current().enable_progress_bars = False
         try:
             for k in args.actors:
-                results.append(bench_ray(folder, k, args.batch_size))
+                results.append(bench_ray(folder, k, args.batch_size, args.device))
         finally:
             ray.shutdown()
 
-    summary = {"files": results[0]["records"], "batch_size": args.batch_size, "cpu_count": os.cpu_count(),
+    summary = {"files": results[0]["records"], "batch_size": args.batch_size, "device": args.device,
+               "cpu_count": os.cpu_count(),
                "load_average_1m": round(os.getloadavg()[0], 2), "ray_init_s": round(startup, 2),
                "results": results}
     print(f"{'engine':<16}{'records':>8}{'seconds':>9}{'images/s':>10}  per-actor busy images/s",

@@ -279,11 +279,13 @@ def test_cli_ray_parquet_folder_has_flat_columns_and_full_records(cli_inputs: li
 
 def test_cli_ray_without_output_streams_json_lines(photos: Path) -> None:
     files = [str(photos / "astronaut.png"), str(photos / "empty.jpg")]
-    result = runner.invoke(app, ["scan", "--engine", "ray", *files, "--device", "cpu", "--no-progress"])
+    result = runner.invoke(app, ["scan", "--engine", "ray", *files, "--device", "cpu", "--no-progress",
+                                 "--robustness"])
     assert result.exit_code == 0, result.output
     records = by_path(json.loads(line) for line in result.stdout.splitlines())
     assert sorted(records) == sorted(files)
     assert records[files[0]]["verdict"] == "real" and records[files[1]]["status"] == "error"
+    assert len(records[files[0]]["robustness"]["variants"]) == 3
 
 
 @pytest.mark.parametrize("extra", [
@@ -302,6 +304,11 @@ def test_cli_ray_refuses_what_it_cannot_honour(photos: Path, tmp_path: Path, ext
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error:") and len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_cli_ray_cuda_on_a_cluster_without_gpus_is_a_usage_error(photos: Path) -> None:
+    result = runner.invoke(app, ["scan", "--engine", "ray", str(photos), "--device", "cuda"])
+    assert result.exit_code == 2 and "has no GPUs" in result.stderr
 
 
 def test_ray_options_need_the_ray_engine(photos: Path) -> None:

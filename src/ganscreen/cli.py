@@ -150,6 +150,9 @@ def scan(
     With --format html -o report.html the records stream to report.html.jsonl (so an
     interruption loses nothing, and --resume continues that file); the page is rendered
     from them once the scan is complete.
+
+    With --engine ray the same records are screened on Ray Data actors, locally or on a
+    cluster (--ray-address), and -o names a folder of JSON Lines or Parquet part files.
     """
     # soft_wrap: messages stay one line however narrow the terminal (logs, grep, tests).
     err = Console(stderr=True, soft_wrap=True)

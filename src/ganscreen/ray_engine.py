@@ -319,6 +319,8 @@ def run_scan(paths: Sequence[str | os.PathLike[str]], *, output: Path | None, fm
     context.enable_progress_bars = progress
     try:
         num_gpus = 1 if device == "cuda" else None
+        if num_gpus and not ray.cluster_resources().get("GPU"):
+            raise ValueError("--device cuda: the Ray cluster has no GPUs")  # else actors wait forever
         pool = actors or _default_actors(gpu=num_gpus is not None)
         blocks_per_actor = max(1, min(16, len(inputs) // (batch_size * pool * 4)))
         pool = min(pool, -(-len(inputs) // batch_size))  # no more actors than batches
