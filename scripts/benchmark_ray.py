@@ -98,14 +98,15 @@ def timed_screen_batch() -> type:
     return TimedScreenBatch
 
 
-def bench_ray(folder: Path, actors: int, batch_size: int, device: str) -> dict[str, Any]:
+def bench_ray(folder: Path, actors: int, batch_size: int, device: str, cpus_per_actor: float) -> dict[str, Any]:
     from ganscreen.images import iter_inputs
     from ganscreen.ray_engine import inputs_dataset, screen_dataset
 
     inputs = list(iter_inputs([folder]))
     t0 = time.perf_counter()
     ds = screen_dataset(inputs_dataset(inputs, rows_per_block=batch_size), device=device,
-                        batch_size=batch_size, actors=actors, num_gpus=1 if device == "cuda" else None,
+                        batch_size=batch_size, actors=actors, num_cpus=cpus_per_actor,
+                        num_gpus=1 if device == "cuda" else None,
                         callable_class=timed_screen_batch())
     rows = ds.select_columns(["path", "actor_pid", "call_s"]).take_all()
     seconds = time.perf_counter() - t0
@@ -126,6 +127,8 @@ def main() -> None:
     ap.add_argument("--actors", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray instance")
+    ap.add_argument("--cpus-per-actor", type=float, default=1.0,
+                    help="CPUs each actor reserves (and torch threads it gets)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="cuda: the local engine on the GPU, and one GPU per Ray actor")
     ap.add_argument("--json", type=Path, default=None)
@@ -149,11 +152,12 @@ def main() -> None:
         ray.data.DataContext.get_current().enable_progress_bars = False
         try:
             for k in args.actors:
-                results.append(bench_ray(folder, k, args.batch_size, args.device))
+                results.append(bench_ray(folder, k, args.batch_size, args.device, args.cpus_per_actor))
         finally:
             ray.shutdown()
 
     summary = {"files": results[0]["records"], "batch_size": args.batch_size, "device": args.device,
+               "cpus_per_actor": args.cpus_per_actor,
                "cpu_count": os.cpu_count(),
                "load_average_1m": round(os.getloadavg()[0], 2), "ray_init_s": round(startup, 2),
                "results": results}

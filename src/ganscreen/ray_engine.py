@@ -61,7 +61,13 @@ __all__ = [
     "ScreenBatch",
     "inputs_dataset",
     "outcome_counts",
+    "output_format",
+    "prepare_output",
+    "records_table",
+    "run_scan",
     "screen_dataset",
+    "stream_records",
+    "write_records",
 ]
 
 RECORD_SCHEMA = pa.schema([
