@@ -311,6 +311,13 @@ def test_cli_ray_cuda_on_a_cluster_without_gpus_is_a_usage_error(photos: Path) -
     assert result.exit_code == 2 and "has no GPUs" in result.stderr
 
 
+def test_cli_ray_unreachable_cluster_is_an_error(photos: Path) -> None:
+    # A fresh process: this module's Ray instance would be used as it is.
+    result = subprocess.run([sys.executable, "-m", "ganscreen", "scan", "--engine", "ray", str(photos),
+                             "--ray-address", "127.0.0.1:1"], capture_output=True, text=True, check=False)
+    assert result.returncode == 2 and "nothing answers at 127.0.0.1:1" in result.stderr
+
+
 def test_ray_options_need_the_ray_engine(photos: Path) -> None:
     for extra in (["--ray-address", "auto"], ["--actors", "2"]):
         result = runner.invoke(app, ["scan", str(photos), *extra])

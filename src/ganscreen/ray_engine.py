@@ -33,6 +33,7 @@ Screener raises nothing for bad input, so such an error is a bug.
 from __future__ import annotations
 
 import os
+import socket
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -353,10 +354,29 @@ def _connect(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     if address is not None:
-        ray.init(address=address, logging_level="WARNING")
+        _check_reachable(address)
+        try:
+            ray.init(address=address, logging_level="WARNING")
+        except ConnectionError as exc:
+            if os.environ.get("RAY_AUTH_MODE") is None:  # the usual cause with Ray >= 2.60 clusters
+                raise ConnectionError(f"{exc} (a cluster with token authentication needs RAY_AUTH_MODE=token "
+                                      "and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
+            raise
     else:
         ray.init(include_dashboard=False, logging_level="WARNING")
     return True
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast on a HOST:PORT nobody answers at (``ray.init`` retries for minutes)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # "auto", "local" and ray:// addresses are Ray's to resolve
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {address} ({exc.strerror or exc}); "
+                              "is `ray start --head` running there?") from None
 
 
 def _default_actors(*, gpu: bool) -> int:
