@@ -147,7 +147,7 @@ def main() -> None:
         import ray.data
 
         t0 = time.perf_counter()
-        ray.init(num_cpus=args.num_cpus, include_dashboard=False, logging_level="WARNING")
+        ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, logging_level="WARNING")
         startup = time.perf_counter() - t0
         ray.data.DataContext.get_current().enable_progress_bars = False
         try:

@@ -36,7 +36,7 @@ GOOD = ("astronaut.png", "astronaut_ffhq_aligned.jpg", "astronaut_exif_rotated.j
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     yield

@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-import pyarrow as pa
 from PIL import Image
 
 try:
+    import pyarrow as pa
     import ray
     import ray.data
     from ray.data import ActorPoolStrategy, Dataset
@@ -363,7 +363,9 @@ def _connect(address: str | None) -> bool:
                                       "and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
             raise
     else:
-        ray.init(include_dashboard=False, logging_level="WARNING")
+        # "local": a new instance even when `ray start` left a cluster on this machine, which
+        # ray.init() without an address would join instead.
+        ray.init(address="local", include_dashboard=False, logging_level="WARNING")
     return True
 
 
