@@ -60,6 +60,11 @@ class Device(StrEnum):
     cuda = "cuda"
 
 
+class Engine(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
 class FailOn(StrEnum):
     gan = "gan"
     uncertain = "uncertain"
@@ -127,6 +132,18 @@ def scan(
         "--evidence-dir", help="Also write each file's evidence images as PNG files (and a "
                                "plain-text legend) to DIR/<hash of the path>/, for write-ups.",
         file_okay=False)] = None,
+    engine: Annotated[Engine, typer.Option(
+        help="local: screen in this process. ray: screen on Ray Data actors, on this machine or a "
+             "Ray cluster (needs pip install 'ganscreen[ray]'); -o names a folder of part files, "
+             "out.jsonl (JSON Lines) or out.parquet (Parquet).",
+        case_sensitive=False)] = Engine.local,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="With --engine ray: the cluster to join (e.g. auto, or "
+                              "HEAD:6379); without it a local Ray instance is started.",
+        show_default=False)] = None,
+    actors: Annotated[int | None, typer.Option(
+        min=1, help="With --engine ray: screening actors (default: one per CPU of the cluster, "
+                    "one per GPU with --device cuda).", show_default=False)] = None,
 ) -> None:
     """Scan images and write one record per input file.
 
@@ -138,9 +155,23 @@ def scan(
     With --format html -o report.html the records stream to report.html.jsonl (so an
     interruption loses nothing, and --resume continues that file); the page is rendered
     from them once the scan is complete.
+
+    With --engine ray the same records are screened on Ray Data actors, locally or on a
+    cluster (--ray-address), and -o names a folder of JSON Lines or Parquet part files.
     """
     # soft_wrap: messages stay one line however narrow the terminal (logs, grep, tests).
     err = Console(stderr=True, soft_wrap=True)
+    if engine is Engine.ray:
+        refused = [name for name, used in (("--resume", resume), ("--format csv", fmt is OutputFormat.csv),
+                                           ("--format html", fmt is OutputFormat.html),
+                                           ("--evidence-dir", evidence_dir is not None)) if used]
+        if refused:
+            _fail(err, f"{', '.join(refused)} cannot be used with --engine ray (use --engine local)")
+        _scan_ray(paths, output=output, device=device.value, fail_on=fail_on.value, batch_size=batch_size,
+                  all_files=all_files, follow_symlinks=follow_symlinks, progress=progress,
+                  robustness=robustness, address=ray_address, actors=actors, err=err)
+    if ray_address is not None or actors is not None:
+        _fail(err, "--ray-address and --actors need --engine ray")
     if resume and output is None:
         _fail(err, "--resume needs -o FILE: it continues the scan recorded in that file")
     html: Path | None = None
@@ -221,6 +252,47 @@ def _scan(paths: list[Path], *, output: Path | None, fmt: str, resume: bool, dev
     if html is not None and output is not None:
         _render(output, html, maker=maker, evidence_dir=evidence_dir, progress=progress, err=err)
     _finish(err, counts, sum(counts.values()) - writer.count, fail_on)
+
+
+def _scan_ray(paths: list[Path], *, output: Path | None, device: str, fail_on: str, batch_size: int,
+              all_files: bool, follow_symlinks: bool, progress: bool, robustness: bool,
+              address: str | None, actors: int | None, err: Console) -> NoReturn:
+    """``scan --engine ray``: the same inputs and records as the local engine, on Ray Data."""
+    try:
+        from ganscreen import ray_engine
+    except ImportError:
+        _fail(err, "--engine ray needs Ray: pip install 'ganscreen[ray]'")
+    fmt = None
+    if output is not None:
+        try:
+            fmt = ray_engine.output_format(output)
+            ray_engine.prepare_output(output)
+        except (ValueError, FileExistsError) as exc:
+            _fail(err, str(exc))
+        except OSError as exc:
+            _fail(err, f"cannot write {output}: {exc.strerror or exc}")
+    try:
+        counts = ray_engine.run_scan(paths, output=output, fmt=fmt, device=device, batch_size=batch_size,
+                                     actors=actors, address=address, all_files=all_files,
+                                     follow_symlinks=follow_symlinks, robustness=robustness,
+                                     progress=progress, stream=None if output is not None else _stdout())
+    except ValueError as exc:  # a device Ray cannot give us, an unusable address
+        _fail(err, str(exc))
+    except ConnectionError as exc:
+        _fail(err, f"cannot connect to Ray at {address}: {exc}")
+    except KeyboardInterrupt:
+        where = f"; {output} holds only part of the records" if output is not None else ""
+        err.print(escape(f"interrupted{where}"), highlight=False)
+        raise typer.Exit(130) from None
+    if output is not None:
+        err.print(escape(f"records: {output}/ ({sum(counts.values())} records in {fmt} part files)"),
+                  highlight=False)
+    _finish(err, counts, 0, fail_on)
+
+
+def _stdout() -> IO[str]:
+    _utf8_stdout()
+    return sys.stdout
 
 
 def _write_evidence(maker: EvidenceMaker, folder: Path, record: dict, err: Console) -> None:

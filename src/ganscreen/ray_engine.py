@@ -1,0 +1,416 @@
+"""Screening on Ray Data: the same checks, weights and records as the local engine, on a cluster.
+
+:func:`screen_dataset` maps a Ray dataset of images to a dataset of records. A pool of
+actors (:class:`ScreenBatch`) each builds one :class:`~ganscreen.pipeline.Screener` when it
+starts and screens one batch per call, so the models load once per actor, not per batch.
+Input rows may hold
+
+- ``bytes`` and ``path`` (``ray.data.read_binary_files(..., include_paths=True)``),
+- only ``path`` (the actor reads the file itself, so a file it cannot read becomes an error
+  record worded as the local engine words it; ``error``, when present and set, reports an
+  input without reading it, as :class:`~ganscreen.images.InputFile` does), or
+- ``image`` arrays and ``path`` (``ray.data.read_images(..., include_paths=True)``; Ray has
+  decoded them, so the record's ``image.format`` is null and EXIF orientation is Ray's).
+
+Every input row gives exactly one output row with the columns of :data:`RECORD_SCHEMA`: flat
+columns to filter and count on, and ``record``, the full JSON record (``Report.to_json()``).
+The nested record stays a JSON string because its shape varies (checks that cannot judge
+carry a ``reason`` instead of their measures; ``robustness`` is null or an object), which
+Arrow would have to unify across blocks written by different actors.
+
+Fault tolerance: a corrupt file is an error record, never an exception. An actor whose
+process dies (killed, out of memory) is restarted by Ray and the batches it had not finished
+are retried on it: Ray Data creates actor-pool actors with ``max_restarts=-1`` (restart
+however often it dies; ``__init__`` runs again and reloads the models) and
+``max_task_retries=-1`` (resubmit the calls that were running or queued on it). A batch's
+output block comes from exactly one successful call, so a retry neither loses nor
+duplicates records. Errors raised by our own code are not retried
+(``DataContext.actor_task_retry_on_errors`` stays off) and fail the job
+(``DataContext.max_errored_blocks`` stays 0) rather than silently dropping records; the
+Screener raises nothing for bad input, so such an error is a bug.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image
+
+try:
+    import pyarrow as pa
+    import ray
+    import ray.data
+    from ray.data import ActorPoolStrategy, Dataset
+    from ray.data.block import BlockAccessor
+    from ray.data.datasource import BlockBasedFileDatasink
+except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
+    raise ImportError("ganscreen.ray_engine needs Ray Data: pip install 'ganscreen[ray]'") from exc
+
+from ganscreen.images import InputFile, file_stamp, iter_inputs
+from ganscreen.pipeline import DEFAULT_BATCH_SIZE, Screener
+from ganscreen.report import Report, portable_text
+
+__all__ = [
+    "RECORD_SCHEMA",
+    "JsonLinesDatasink",
+    "ScreenBatch",
+    "inputs_dataset",
+    "outcome_counts",
+    "output_format",
+    "prepare_output",
+    "records_table",
+    "run_scan",
+    "screen_dataset",
+    "stream_records",
+    "write_records",
+]
+
+RECORD_SCHEMA = pa.schema([
+    pa.field("path", pa.string()),  # portable_text(): a name that is not UTF-8 is escaped
+    pa.field("status", pa.string(), nullable=False),
+    pa.field("verdict", pa.string()),
+    pa.field("score", pa.float64()),
+    pa.field("error", pa.string()),
+    pa.field("flags", pa.list_(pa.string()), nullable=False),
+    pa.field("model_version", pa.string()),
+    pa.field("file_size", pa.int64()),
+    pa.field("file_mtime", pa.float64()),
+    pa.field("record", pa.string(), nullable=False),  # the full JSON record, one line
+])
+"""One row per input. Fixed, so every block (and every Parquet part file) has the same schema."""
+
+CUDA_BATCH_SIZE = 32  # rows per call for GPU actors when none is given
+
+_INPUT_SCHEMA = pa.schema([pa.field("path", pa.binary()), pa.field("error", pa.string())])
+
+
+class ScreenBatch:
+    """The callable class Ray Data maps over batches: one :class:`Screener` per actor.
+
+    Subclass it to add behaviour around a batch (the tests use a subclass to kill an actor
+    in the middle of one); :func:`screen_dataset` takes the class to map.
+    """
+
+    def __init__(self, *, device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
+                 robustness: bool = False) -> None:
+        self.screener = Screener(device=device, batch_size=batch_size, robustness=robustness)
+
+    def __call__(self, batch: Mapping[str, np.ndarray]) -> pa.Table:
+        return records_table(self.screen(batch))
+
+    def screen(self, batch: Mapping[str, np.ndarray]) -> list[Report]:
+        """One report per row of ``batch``, in row order."""
+        rows = _num_rows(batch)
+        paths = [_path_text(p) for p in _column(batch, "path", rows)]
+        errors = _column(batch, "error", rows)
+        images = _column(batch, "image", rows)
+        data = _column(batch, "bytes", rows)
+        reports: list[Report | None] = [None] * rows
+        files: list[tuple[int, InputFile]] = []
+        decoded: list[tuple[int, object]] = []
+        for i in range(rows):
+            if errors[i] or (images[i] is None and data[i] is None and paths[i] is not None):
+                files.append((i, InputFile(Path(paths[i] or ""), error=errors[i] or None)))
+            elif images[i] is not None:
+                try:
+                    decoded.append((i, _pil(images[i])))
+                except (TypeError, ValueError) as exc:
+                    reports[i] = self._error(paths[i], f"unsupported image array: {exc}")
+            elif data[i] is not None and len(data[i]) == 0 and paths[i] is not None:
+                # Bytes read from a named file: say what the local engine says of that file.
+                reports[i] = self._error(paths[i], "empty file (0 bytes)")
+                reports[i].file = file_stamp(paths[i])
+            elif data[i] is not None:
+                decoded.append((i, bytes(data[i])))
+            else:
+                reports[i] = self._error(None, "row has no path, bytes or image")
+        # Files named by path go through the local engine's own code path (file stamp included).
+        for (i, _), report in zip(files, self.screener.scan_inputs(f for _, f in files), strict=True):
+            reports[i] = report
+        screened = self.screener.screen_batch([src for _, src in decoded],  # type: ignore[misc]
+                                              paths=[paths[i] for i, _ in decoded])
+        for (i, _), report in zip(decoded, screened, strict=True):
+            if paths[i] is not None:
+                report.file = file_stamp(paths[i])  # None when the path is not a local file
+            reports[i] = report
+        return [r for r in reports if r is not None]
+
+    def _error(self, path: str | None, message: str) -> Report:
+        return Report(path=path, status="error", error=" ".join(message.split()),
+                      model=self.screener.model_info)
+
+
+def screen_dataset(ds: Dataset, *, device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
+                   actors: int | tuple[int, int] = 1, num_cpus: float = 1.0,
+                   num_gpus: float | None = None, robustness: bool = False,
+                   callable_class: type[ScreenBatch] = ScreenBatch) -> Dataset:
+    """Map a dataset of images (``bytes``, ``path`` or ``image`` rows) to a dataset of records.
+
+    Parameters
+    ----------
+    ds:
+        Rows with ``path`` and/or ``bytes`` / ``image`` columns (see the module docstring).
+    device:
+        Where each actor runs the models: ``"auto"``, ``"cpu"`` or ``"cuda"``. ``"cuda"``
+        needs ``num_gpus``: Ray hides the GPUs from actors that did not ask for one.
+    batch_size:
+        Rows per call, screened in one face-detection and CNN batch.
+    actors:
+        A fixed pool size, or ``(min, max)`` for a pool Ray Data grows with the backlog.
+    num_cpus, num_gpus:
+        Resources each actor reserves. Ray sets an actor's torch/OpenMP threads to its CPUs.
+    robustness:
+        Also score platform-processed variants, as ``scan --robustness`` does.
+    callable_class:
+        The class mapped over batches: :class:`ScreenBatch` or a subclass.
+
+    Returns the lazy dataset of :data:`RECORD_SCHEMA` rows, one per input row.
+    """
+    if device == "cuda" and not num_gpus:
+        raise ValueError("device='cuda' needs num_gpus (GPUs per actor): Ray hides GPUs from other actors")
+    compute = (ActorPoolStrategy(size=actors) if isinstance(actors, int)
+               else ActorPoolStrategy(min_size=actors[0], max_size=actors[1]))
+    # No max_restarts / max_task_retries here: Ray Data gives actor pools max_restarts=-1 and
+    # max_task_retries=-1 by default (and passing them through **ray_remote_args is deprecated
+    # since Ray 2.60). tests/test_ray_engine.py kills an actor to pin that behaviour.
+    return ds.map_batches(
+        callable_class,
+        batch_size=batch_size,
+        batch_format="numpy",
+        compute=compute,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        fn_constructor_kwargs={"device": device, "batch_size": batch_size, "robustness": robustness},
+    )
+
+
+def inputs_dataset(inputs: Iterable[InputFile], *, rows_per_block: int = 64) -> Dataset:
+    """A dataset of ``path`` rows (with ``error`` for inputs discovery already refused).
+
+    Paths travel as bytes (``os.fsencode``) so names that are not valid UTF-8 survive Arrow.
+    Small blocks let every actor start at once; each block is a few hundred bytes per row.
+    """
+    tables: list[pa.Table] = []
+    paths: list[bytes] = []
+    errors: list[str | None] = []
+    for item in inputs:
+        paths.append(os.fsencode(item.path))
+        errors.append(item.error)
+        if len(paths) == rows_per_block:
+            tables.append(pa.table([paths, errors], schema=_INPUT_SCHEMA))
+            paths, errors = [], []
+    if paths or not tables:
+        tables.append(pa.table([paths, errors], schema=_INPUT_SCHEMA))
+    return ray.data.from_arrow(tables)
+
+
+def records_table(reports: Sequence[Report]) -> pa.Table:
+    """Reports as :data:`RECORD_SCHEMA` rows."""
+    columns: dict[str, list[Any]] = {name: [] for name in RECORD_SCHEMA.names}
+    for report in reports:
+        record = report.to_record()
+        file = record["file"] or {}
+        columns["path"].append(None if report.path is None else portable_text(report.path))
+        columns["status"].append(report.status)
+        columns["verdict"].append(report.verdict)
+        columns["score"].append(record["score"])
+        columns["error"].append(None if report.error is None else portable_text(report.error))
+        columns["flags"].append(list(report.flags))
+        columns["model_version"].append(report.model.get("version"))
+        columns["file_size"].append(file.get("size"))
+        columns["file_mtime"].append(file.get("mtime"))
+        columns["record"].append(report.to_json())
+    return pa.table(columns, schema=RECORD_SCHEMA)
+
+
+class JsonLinesDatasink(BlockBasedFileDatasink):
+    """Writes the ``record`` column as JSON Lines: one ``.jsonl`` part file per write task,
+    one full record per line, as the local engine writes them."""
+
+    def __init__(self, path: str, **kwargs: Any) -> None:
+        super().__init__(path, file_format="jsonl", **kwargs)
+
+    def write_block_to_file(self, block: BlockAccessor, file: pa.NativeFile) -> None:
+        lines = block.to_arrow().column("record").to_pylist()
+        file.write("".join(line + "\n" for line in lines).encode("utf-8"))
+
+
+def write_records(ds: Dataset, output: Path, fmt: str) -> None:
+    """Write ``ds`` (records) into the folder ``output``: JSON Lines or Parquet part files."""
+    if fmt == "parquet":
+        ds.write_parquet(str(output))
+    elif fmt == "jsonl":
+        ds.write_datasink(JsonLinesDatasink(str(output)))
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+
+
+def stream_records(ds: Dataset, stream: IO[str]) -> Iterator[tuple[str, str | None]]:
+    """Write the records of ``ds`` to ``stream`` as JSON Lines as they arrive (in no set order);
+    yields each record's ``(status, verdict)``."""
+    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        for status, verdict, line in zip(batch.column("status").to_pylist(),
+                                         batch.column("verdict").to_pylist(),
+                                         batch.column("record").to_pylist(), strict=True):
+            stream.write(line + "\n")
+            stream.flush()
+            yield status, verdict
+
+
+def outcome_counts(ds: Dataset) -> Counter[str]:
+    """How many records are ``gan``/``uncertain``/``real`` (ok records) or ``no_face``/``error``."""
+    counts: Counter[str] = Counter()
+    for batch in ds.select_columns(["status", "verdict"]).iter_batches(batch_format="pyarrow", batch_size=None):
+        for status, verdict in zip(batch.column("status").to_pylist(), batch.column("verdict").to_pylist(),
+                                   strict=True):
+            counts[outcome(status, verdict)] += 1
+    return counts
+
+
+def outcome(status: str, verdict: str | None) -> str:
+    return verdict if status == "ok" and verdict else status
+
+
+# --------------------------------------------------------------------------- the scan command
+
+OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def output_format(output: Path) -> str:
+    """``jsonl`` or ``parquet``, from the suffix of ``scan --engine ray -o``'s folder name."""
+    try:
+        return OUTPUT_FORMATS[output.suffix.lower()]
+    except KeyError:
+        raise ValueError(f"-o {output}: name the output folder out.jsonl (JSON Lines) or "
+                         "out.parquet (Parquet) to choose the format") from None
+
+
+def prepare_output(output: Path) -> None:
+    """Create the output folder; refuse one that already holds files.
+
+    Ray writes a folder of part files with fresh names, so writing into a used folder would
+    mix two scans (and count files twice). Raises ``FileExistsError`` or ``OSError``.
+    """
+    if output.is_dir() and not any(output.iterdir()):
+        return
+    if output.exists() or output.is_symlink():
+        raise FileExistsError(f"{output} already exists: Ray writes a folder of part files, so -o must "
+                              "name a new or empty folder (remove it or choose another name)")
+    output.mkdir()
+
+
+def run_scan(paths: Sequence[str | os.PathLike[str]], *, output: Path | None, fmt: str | None,
+             device: str = "auto", batch_size: int | None = None, actors: int | None = None,
+             address: str | None = None, all_files: bool = False, follow_symlinks: bool = False,
+             robustness: bool = False, progress: bool = True, stream: IO[str] | None = None) -> Counter[str]:
+    """``ganscreen scan --engine ray``: screen the inputs the local engine would, on Ray Data.
+
+    Inputs are discovered here with :func:`~ganscreen.images.iter_inputs` (same suffixes,
+    same symlink policy, discovery errors become error records), so both engines see the same
+    files; actors read them by path, so on a cluster every node must see the same paths.
+    Records go to the folder ``output`` (``fmt``: ``jsonl`` or ``parquet`` part files) or, with
+    no output, to ``stream`` as JSON Lines. Connects to ``address`` or starts a local Ray
+    instance (shut down at the end); an already initialised Ray is used as it is.
+    ``batch_size`` defaults to 8 rows a call on the CPU, 32 on CUDA.
+    Returns the outcome counts (``gan``, ``uncertain``, ``real``, ``no_face``, ``error``).
+    """
+    inputs = list(iter_inputs(paths, all_files=all_files, follow_symlinks=follow_symlinks))
+    batch_size = batch_size or (CUDA_BATCH_SIZE if device == "cuda" else DEFAULT_BATCH_SIZE)
+    if not inputs:
+        return Counter()
+    started = _connect(address)
+    context = ray.data.DataContext.get_current()
+    previous = context.enable_progress_bars
+    context.enable_progress_bars = progress
+    try:
+        num_gpus = 1 if device == "cuda" else None
+        if num_gpus and not ray.cluster_resources().get("GPU"):
+            raise ValueError("--device cuda: the Ray cluster has no GPUs")  # else actors wait forever
+        pool = actors or _default_actors(gpu=num_gpus is not None)
+        blocks_per_actor = max(1, min(16, len(inputs) // (batch_size * pool * 4)))
+        pool = min(pool, -(-len(inputs) // batch_size))  # no more actors than batches
+        screened = screen_dataset(inputs_dataset(inputs, rows_per_block=batch_size * blocks_per_actor),
+                                  device=device, batch_size=batch_size, actors=pool, num_gpus=num_gpus,
+                                  robustness=robustness)
+        if output is None:
+            if stream is None:
+                raise ValueError("run_scan needs an output folder or a stream")
+            return Counter(outcome(s, v) for s, v in stream_records(screened, stream))
+        # Materialised once: the write and the counts read the same records (kept in Ray's
+        # object store, spilled to disk when large) instead of screening everything twice.
+        results = screened.materialize()
+        write_records(results, output.resolve(), fmt or output_format(output))
+        return outcome_counts(results)
+    finally:
+        context.enable_progress_bars = previous
+        if started:
+            ray.shutdown()
+
+
+def _connect(address: str | None) -> bool:
+    """Join the cluster at ``address`` or start a local instance; ``True`` if we started one."""
+    if ray.is_initialized():
+        return False
+    if address is not None:
+        _check_reachable(address)
+        try:
+            ray.init(address=address, logging_level="WARNING")
+        except ConnectionError as exc:
+            if os.environ.get("RAY_AUTH_MODE") is None:  # the usual cause with Ray >= 2.60 clusters
+                raise ConnectionError(f"{exc} (a cluster with token authentication needs RAY_AUTH_MODE=token "
+                                      "and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
+            raise
+    else:
+        # "local": a new instance even when `ray start` left a cluster on this machine, which
+        # ray.init() without an address would join instead.
+        ray.init(address="local", include_dashboard=False, logging_level="WARNING")
+    return True
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast on a HOST:PORT nobody answers at (``ray.init`` retries for minutes)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # "auto", "local" and ray:// addresses are Ray's to resolve
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {address} ({exc.strerror or exc}); "
+                              "is `ray start --head` running there?") from None
+
+
+def _default_actors(*, gpu: bool) -> int:
+    resources = ray.cluster_resources()
+    return max(1, int(resources.get("GPU" if gpu else "CPU", 1)))
+
+
+# --------------------------------------------------------------------------- batch columns
+
+
+def _num_rows(batch: Mapping[str, np.ndarray]) -> int:
+    return len(next(iter(batch.values()))) if batch else 0
+
+
+def _column(batch: Mapping[str, np.ndarray], name: str, rows: int) -> list[Any]:
+    values = batch.get(name)
+    return [None] * rows if values is None else list(values)
+
+
+def _path_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (bytes, np.bytes_)):
+        return os.fsdecode(bytes(value))
+    return str(value)
+
+
+def _pil(array: np.ndarray) -> Image.Image:
+    """A Ray-decoded image array as a PIL image; raises TypeError/ValueError for arrays
+    Pillow cannot show (wrong dtype or shape)."""
+    return Image.fromarray(np.ascontiguousarray(array))
