@@ -1,6 +1,6 @@
 """Throughput of a scan, and what each stage costs alone on the same images.
 
-    python scripts/benchmark.py                       # 256², 512², 1024² JPEG faces, 48 each
+    python scripts/benchmark.py                       # 256², 512², 1024² JPEG faces, 64 each
     python scripts/benchmark.py --n 96 --sizes 1024 --json bench.json
     python scripts/benchmark.py --folder photos/      # your own photos, as they are
     python scripts/benchmark.py --workers 1           # one batch at a time, torch on every core
@@ -222,7 +222,7 @@ def table(results: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
-    ap.add_argument("--n", type=int, default=48, help="images per size")
+    ap.add_argument("--n", type=int, default=64, help="images per size")
     ap.add_argument("--folder", type=Path, default=None, help="benchmark these photos instead")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="photos to make the test images from")
     ap.add_argument("--device", default="auto")

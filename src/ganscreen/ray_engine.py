@@ -99,7 +99,9 @@ class ScreenBatch:
 
     def __init__(self, *, device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
                  robustness: bool = False) -> None:
-        self.screener = Screener(device=device, batch_size=batch_size, robustness=robustness)
+        # One batch at a time: Ray's actors are the parallelism, and Ray sets each actor's
+        # torch/OpenMP threads to the CPUs it reserved.
+        self.screener = Screener(device=device, batch_size=batch_size, workers=1, robustness=robustness)
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> pa.Table:
         return records_table(self.screen(batch))
