@@ -6,8 +6,9 @@
 Generates N profile-photo-like images (the sample astronaut photos resized to 256-512 px,
 re-encoded as JPEG, one in ten faceless noise) unless --folder is given, then times:
 
-- local: ``Screener.scan`` in this process, model load apart, with torch's default threads
-  (as ``ganscreen scan`` runs) and with one thread (as each Ray actor with one CPU runs);
+- local: ``Screener.scan`` in this process, model load apart, with automatic workers (as
+  ``ganscreen scan`` runs: one per CPU, one torch thread each) and with one worker on one
+  torch thread (as each Ray actor with one CPU runs);
 - ray start: ``ray.init`` of a local instance (``--num-cpus``, default 2);
 - ray, k actors: ``screen_dataset`` over path rows, end to end (actors starting and loading
   the models included, as a real run pays them), plus each actor's busy rate, timed inside
@@ -53,32 +54,26 @@ def make_images(folder: Path, n: int, seed: int = 0) -> None:
         (folder / f"img_{i:05d}.jpg").write_bytes(buf.getvalue())
 
 
-def bench_local(folder: Path, batch_size: int, threads: int | None, device: str) -> dict[str, Any]:
-    """The local engine; ``threads`` torch threads (None: torch's default, as the CLI runs)."""
-    import torch
-
-
-    default = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        return _bench_local(folder, batch_size, device)
-    finally:
-        torch.set_num_threads(default)
-
-
-def _bench_local(folder: Path, batch_size: int, device: str) -> dict[str, Any]:
+def bench_local(folder: Path, batch_size: int, workers: int | None, device: str) -> dict[str, Any]:
+    """The local engine with ``workers`` (None: automatic, as ``ganscreen scan`` runs; 1 with
+    one torch thread: what one Ray actor with one CPU runs)."""
     import torch
 
     from ganscreen import Screener
 
-    t0 = time.perf_counter()
-    screener = Screener(device=device, batch_size=batch_size)
-    load = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    n = sum(1 for _ in screener.scan(folder))
-    seconds = time.perf_counter() - t0
-    return {"engine": "local", "torch_threads": torch.get_num_threads(), "records": n,
+    default = torch.get_num_threads()
+    if workers == 1:
+        torch.set_num_threads(1)
+    try:
+        t0 = time.perf_counter()
+        screener = Screener(device=device, batch_size=batch_size, workers=workers)
+        load = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        n = sum(1 for _ in screener.scan(folder))
+        seconds = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(default)
+    return {"engine": "local", "workers": screener.workers, "records": n,
             "model_load_s": round(load, 2), "seconds": round(seconds, 2),
             "images_per_s": round(n / seconds, 2)}
 
@@ -161,13 +156,13 @@ def main() -> None:
                "cpu_count": os.cpu_count(),
                "load_average_1m": round(os.getloadavg()[0], 2), "ray_init_s": round(startup, 2),
                "results": results}
-    print(f"{'engine':<16}{'records':>8}{'seconds':>9}{'images/s':>10}  per-actor busy images/s",
+    print(f"{'engine':<20}{'records':>8}{'seconds':>9}{'images/s':>10}  per-actor busy images/s",
           file=sys.stderr)
     for r in results:
-        name = (f"local, {r['torch_threads']} thr" if r["engine"] == "local"
+        name = (f"local, {r['workers']} worker(s)" if r["engine"] == "local"
                 else f"ray, {r['actors']} actor(s)")
         extra = r.get("per_actor_busy_images_per_s", f"(model load {r.get('model_load_s')} s apart)")
-        print(f"{name:<16}{r['records']:>8}{r['seconds']:>9}{r['images_per_s']:>10}  {extra}", file=sys.stderr)
+        print(f"{name:<20}{r['records']:>8}{r['seconds']:>9}{r['images_per_s']:>10}  {extra}", file=sys.stderr)
     print(f"ray.init: {summary['ray_init_s']} s; load average {summary['load_average_1m']}", file=sys.stderr)
     print(json.dumps(summary, indent=2))
     if args.json:

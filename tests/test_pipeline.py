@@ -236,3 +236,25 @@ def test_automatic_workers_and_batch_size_fit_the_machine(monkeypatch: pytest.Mo
         assert pipeline.auto_workers() == workers
     with pytest.raises(ValueError, match="workers"):
         Screener(device="cpu", workers=0)
+
+
+def test_large_photos_are_screened_a_few_at_a_time(samples, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    from ganscreen import pipeline
+
+    screener = Screener(device="cpu", batch_size=8, workers=1)
+    sizes: list[int] = []
+    detect = screener.detector.detect_prepared
+
+    def recording(prepared):  # noqa: ANN001, ANN202
+        sizes.append(len(prepared))
+        return detect(prepared)
+
+    monkeypatch.setattr(screener.detector, "detect_prepared", recording)
+    files = [samples / "astronaut.png"] * 5  # 512 x 512 each
+    whole = [r.to_record() for r in screener.scan(files)]
+    assert sizes == [5]
+    sizes.clear()
+    monkeypatch.setattr(pipeline, "BATCH_PIXELS", 2 * 512 * 512)
+    split = [r.to_record() for r in screener.scan(files)]
+    assert sizes == [2, 2, 1]
+    assert [r["score"] for r in split] == pytest.approx([r["score"] for r in whole], abs=5e-4)

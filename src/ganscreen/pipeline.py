@@ -33,6 +33,9 @@ from ganscreen.report import ImageInfo, Report
 
 DEFAULT_BATCH_SIZE = 8  # on the CPU; see auto_batch_size
 CUDA_BATCH_SIZE = 32
+# Decoded pixels a batch may hold before it is screened early: about 100 MB of RGB, so
+# eight 1024² photos make one batch and 24-megapixel ones go two at a time.
+BATCH_PIXELS = 32_000_000
 T = TypeVar("T")
 
 
@@ -154,7 +157,21 @@ class Screener:
     # ------------------------------------------------------------------ internals
 
     def _screen_inputs(self, batch: list[InputFile]) -> list[Report]:
-        return self._screen_works([self._load_input(item) for item in batch])
+        """Screen a batch, cut short whenever its decoded images reach ``BATCH_PIXELS``, so
+        a folder of huge photos holds a few of them in memory per worker, not a batch."""
+        reports: list[Report] = []
+        works: list[_Work] = []
+        pixels = 0
+        for item in batch:
+            works.append(self._load_input(item))
+            image = works[-1].image
+            pixels += 0 if image is None else image.width * image.height
+            if pixels >= BATCH_PIXELS:
+                reports += self._screen_works(works)
+                works, pixels = [], 0
+        if works:
+            reports += self._screen_works(works)
+        return reports
 
     def _screen_batch(self, items: list[tuple[str | None, object]]) -> list[Report]:
         return self._screen_works([self._load(path, source) for path, source in items])

@@ -158,26 +158,20 @@ def _symmetric(valid: np.ndarray) -> np.ndarray:
 
 
 def _mirror_dissimilarity(band: np.ndarray, valid: np.ndarray) -> float:
-    """1 - best normalised correlation of the left half with the mirrored right half."""
+    """1 - best normalised correlation of the left half with the mirrored right half, over
+    shifts of up to ``MAX_SHIFT`` pixels (each correlation over the valid pixels only, both
+    sides less their mean there)."""
     left, right = halves(cv2.GaussianBlur(band, (0, 0), 1.0))
     mask, _ = halves(valid)
     s = MAX_SHIFT
     core, core_mask = left[s:-s, s:-s], mask[s:-s, s:-s]
     if core_mask.sum() < 50:
         return float("nan")
-    best = -1.0
-    for dy in range(-s, s + 1):
-        for dx in range(-s, s + 1):
-            other = right[s + dy: right.shape[0] - s + dy, s + dx: right.shape[1] - s + dx]
-            best = max(best, _ncc(core[core_mask], other[core_mask]))
-    return 1.0 - best
-
-
-def _ncc(a: np.ndarray, b: np.ndarray) -> float:
-    a = a - a.mean()
-    b = b - b.mean()
-    denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / denom) if denom > 1e-9 else 0.0
+    # Every shift at once: matchTemplate's masked TM_CCOEFF_NORMED is exactly that correlation.
+    scores = cv2.matchTemplate(np.ascontiguousarray(right), np.ascontiguousarray(core), cv2.TM_CCOEFF_NORMED,
+                               mask=core_mask.astype(np.float32))
+    scores = np.where(np.isfinite(scores), scores, 0.0)  # a flat window: no correlation
+    return 1.0 - float(min(scores.max(), 1.0))
 
 
 def _masked_mean(array: np.ndarray, valid: np.ndarray, frac: tuple[float, float, float, float]) -> float:
