@@ -53,7 +53,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     raise ImportError("ganscreen.ray_engine needs Ray Data: pip install 'ganscreen[ray]'") from exc
 
 from ganscreen.images import InputFile, file_stamp, iter_inputs
-from ganscreen.pipeline import DEFAULT_BATCH_SIZE, Screener
+from ganscreen.pipeline import CUDA_BATCH_SIZE, DEFAULT_BATCH_SIZE, Screener
 from ganscreen.report import Report, portable_text
 
 __all__ = [
@@ -85,7 +85,6 @@ RECORD_SCHEMA = pa.schema([
 ])
 """One row per input. Fixed, so every block (and every Parquet part file) has the same schema."""
 
-CUDA_BATCH_SIZE = 32  # rows per call for GPU actors when none is given
 
 _INPUT_SCHEMA = pa.schema([pa.field("path", pa.binary()), pa.field("error", pa.string())])
 
