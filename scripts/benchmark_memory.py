@@ -2,6 +2,7 @@
 
     python scripts/benchmark_memory.py --n 20000            # the issue's scale (~15 min here)
     python scripts/benchmark_memory.py --n 2000 --json out.json
+    python scripts/benchmark_memory.py --n 3000 --sides 256 512 1024   # profile-photo sizes
 
 Generates N small images in a temporary folder (astronaut face crops at several sizes and
 JPEG qualities, plus some faceless noise images), runs ``ganscreen scan`` on them in a
@@ -27,17 +28,21 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_images(folder: Path, n: int, seed: int = 0) -> None:
+def make_images(folder: Path, n: int, seed: int = 0, sides: list[int] | None = None) -> None:
+    """Astronaut face crops, 96–200 px (or cycling through ``sides``), one in ten noise."""
     rng = np.random.default_rng(seed)
     astronaut = Image.open(ROOT / "samples" / "astronaut.png").convert("RGB")
     face = astronaut.crop((130, 20, 320, 230))
+    portrait = astronaut.crop((40, 0, 440, 400))
     for i in range(n):
         sub = folder / f"{i // 1000:03d}"
         sub.mkdir(exist_ok=True)
+        side = sides[i % len(sides)] if sides else int(rng.integers(96, 200))
         if i % 10 == 9:
-            img = Image.fromarray(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
+            img = Image.fromarray(rng.integers(0, 255, (min(side, 256), min(side, 256), 3), dtype=np.uint8))
+        elif sides:
+            img = portrait.resize((side, side), Image.Resampling.BILINEAR)
         else:
-            side = int(rng.integers(96, 200))
             img = face.resize((side, side), Image.Resampling.BILINEAR)
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=int(rng.integers(60, 95)))
@@ -65,13 +70,15 @@ def count_lines(path: Path) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20000)
+    ap.add_argument("--sides", type=int, nargs="+", default=None,
+                    help="square photo sizes to cycle through (e.g. 256 512 1024) instead of small face crops")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
         folder.mkdir()
         t0 = time.time()
-        make_images(folder, args.n)
+        make_images(folder, args.n, sides=args.sides)
         out = Path(tmp) / "scan.jsonl"
         cmd = [sys.executable, "-m", "ganscreen", "scan", str(folder), "-o", str(out), "--no-progress",
                "--fail-on", "never", "--device", "cpu"]
@@ -92,7 +99,7 @@ def main() -> None:
         return round(done[0], 1) if done else None
 
     result = {
-        "files": args.n, "records": records, "exit_code": proc.returncode,
+        "files": args.n, "sides": args.sides or "96-200", "records": records, "exit_code": proc.returncode,
         "generate_s": round(start - t0, 1), "scan_s": round(elapsed, 1),
         "images_per_s": round(records / elapsed, 2) if elapsed else None,
         "peak_rss_mb": round(max((r for _, r in samples), default=0.0), 1),

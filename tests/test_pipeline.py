@@ -229,7 +229,7 @@ def test_automatic_workers_and_batch_size_fit_the_machine(monkeypatch: pytest.Mo
 
     from ganscreen import pipeline
 
-    assert pipeline.auto_batch_size(torch.device("cpu")) == 8
+    assert pipeline.auto_batch_size(torch.device("cpu")) == 4
     assert pipeline.auto_batch_size(torch.device("cuda")) == 32
     for cpus, workers in [(1, 1), (2, 2), (3, 3), (64, 8)]:
         monkeypatch.setattr(pipeline, "usable_cpus", lambda cpus=cpus: cpus)

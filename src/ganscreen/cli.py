@@ -111,7 +111,7 @@ def scan(
              "(gan; uncertain = gan or uncertain; never = always exit 0 after a scan).",
         case_sensitive=False)] = FailOn.gan,
     batch_size: Annotated[int | None, typer.Option(
-        min=1, max=1024, show_default="8 on the CPU, 32 on CUDA",
+        min=1, max=1024, show_default="4 on the CPU, 32 on CUDA",
         help="Images sent through face detection and the CNN together.")] = None,
     workers: Annotated[int | None, typer.Option(
         min=1, max=64, show_default="one per CPU, at most 8",

@@ -318,7 +318,7 @@ def run_scan(paths: Sequence[str | os.PathLike[str]], *, output: Path | None, fm
     Records go to the folder ``output`` (``fmt``: ``jsonl`` or ``parquet`` part files) or, with
     no output, to ``stream`` as JSON Lines. Connects to ``address`` or starts a local Ray
     instance (shut down at the end); an already initialised Ray is used as it is.
-    ``batch_size`` defaults to 8 rows a call on the CPU, 32 on CUDA.
+    ``batch_size`` defaults to 4 rows a call on the CPU, 32 on CUDA.
     Returns the outcome counts (``gan``, ``uncertain``, ``real``, ``no_face``, ``error``).
     """
     inputs = list(iter_inputs(paths, all_files=all_files, follow_symlinks=follow_symlinks))
