@@ -31,7 +31,6 @@ import io
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -140,6 +139,16 @@ def time_scan(screener: Screener, folder: Path, repeat: int, out_dir: Path) -> t
     return best_of(repeat, scan)
 
 
+def _high_water_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def cli_scan(folders: list[Path], out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """``ganscreen scan`` of every folder in a child process, start-up included: its wall
     time and its peak resident memory (the scan alone, not this script's stage timings)."""
@@ -150,10 +159,17 @@ def cli_scan(folders: list[Path], out: Path, args: argparse.Namespace) -> dict[s
     if args.workers:
         cmd += ["--workers", str(args.workers)]
     start = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    proc = subprocess.Popen(cmd)
+    peak = 0.0
+    while proc.poll() is None:
+        # VmHWM: the child's own high-water mark (getrusage's children figure would count
+        # this process's memory too, which the child shares until it executes Python).
+        peak = max(peak, _high_water_mb(proc.pid))
+        time.sleep(0.1)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
     seconds = time.perf_counter() - start
     records = sum(1 for _ in out.open(encoding="utf-8"))
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # kB on Linux
     return {"images": records, "seconds": round(seconds, 2), "images_per_s": round(records / seconds, 2),
             "peak_rss_mb": round(peak, 1)}
 
