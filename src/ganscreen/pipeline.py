@@ -1,8 +1,10 @@
 """The Screener: images → faces → checks → fusion → one Report per input.
 
 ``Screener.scan`` streams: it decodes a batch of inputs, detects faces for the whole batch
-in one MTCNN pass per image size, runs the checks and yields reports in input order, so
-memory stays flat however many files are scanned.
+in one MTCNN pass per image size, aligns each face once for every check, runs the checks
+(the CNN over the whole batch in one forward pass) and yields reports in input order, so
+memory stays flat however many files are scanned. Several workers screen batches in
+parallel, each on its own thread with one torch thread (see ``Screener.scan_inputs``).
 """
 
 from __future__ import annotations
