@@ -104,3 +104,33 @@ def test_device_resolution() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             resolve_device("cuda")
+
+
+def test_similar_sizes_share_a_detection_batch_when_bucketed(astronaut: np.ndarray,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import cv2
+
+    assert FaceDetector(device="cpu").bucket is None  # the CPU batches exact sizes only
+    with pytest.raises(ValueError, match="bucket"):
+        FaceDetector(device="cpu", bucket=0)
+    photos = [cv2.resize(astronaut, (w, h)) for w, h in [(512, 512), (500, 490), (470, 505)]]
+    exact = FaceDetector(device="cpu")
+    bucketed = FaceDetector(device="cpu", bucket=64)
+    calls: list[int] = []
+    run = bucketed._run_mtcnn
+
+    def counting(batch, min_face):  # noqa: ANN001, ANN202
+        calls.append(len(batch))
+        return run(batch, min_face)
+
+    monkeypatch.setattr(bucketed, "_run_mtcnn", counting)
+    together = bucketed.detect_batch(photos)
+    assert calls == [3]  # all three padded to 512 x 512: one batch
+    alone = [bucketed.detect(p)[0] for p in photos]
+    for faces, single, photo in zip(together, alone, photos, strict=True):
+        (face,) = faces
+        # An image's result does not depend on the batch it is in ...
+        assert np.allclose(face.landmarks, single.landmarks, atol=0.05)
+        # ... and padding moves no landmark by more than a pixel or two.
+        (plain,) = exact.detect(photo)
+        assert np.abs(face.landmarks - plain.landmarks).max() < 2.5
