@@ -178,25 +178,26 @@ class Screener:
     def _screen_batch(self, items: list[tuple[str | None, object]]) -> list[Report]:
         return self._screen_works([self._load(path, source) for path, source in items])
 
-    def _screen_works(self, works: list[_Work]) -> list[Report]:
+    def _screen_works(self, works: list[_Work], *, robustness: bool | None = None) -> list[Report]:
         self._detect(works)
         for work in works:
             self._analyse(work)
-        return self._finish(works)
+        return self._finish(works, robustness=robustness)
 
     def _load_input(self, item: InputFile) -> _Work:
+        path, stamp = str(item.path), file_stamp(item.path)
         if item.error is not None:
-            return _Work(str(item.path), None, report=self._error(str(item.path), item.error, file_stamp(item.path)))
-        work = self._load(str(item.path), item.path)
-        stamp = file_stamp(item.path)
-        if work.report is not None:
-            work.report.file = stamp
+            work = _Work(path, report=self._error(path, item.error, stamp))
+        else:
+            work = self._load(path, item.path)
+            if work.report is not None:
+                work.report.file = stamp
         work.file = stamp
         return work
 
     def _load(self, path: str | None, source: object) -> _Work:
         """Decode and shrink for detection (worker threads)."""
-        work = _Work(path, source)
+        work = _Work(path)
         try:
             work.image = load_image(source)  # type: ignore[arg-type]
             work.detect_input = self.detector.prepare(work.image.rgb)
@@ -298,11 +299,7 @@ class Screener:
             image = work.image.pil()
             variants += [(work, side, quality, platform_copy(image, side, quality))
                          for side, quality in ROBUSTNESS_VARIANTS]
-        plain = [self._load(None, data) for _, _, _, data in variants]
-        self._detect(plain)
-        for item in plain:
-            self._analyse(item)
-        scored = self._finish(plain, robustness=False)
+        scored = self._screen_works([self._load(None, data) for _, _, _, data in variants], robustness=False)
         by_work: dict[int, list[dict[str, object]]] = {}
         for (work, side, quality, _), variant in zip(variants, scored, strict=True):
             by_work.setdefault(id(work), []).append({
@@ -366,12 +363,10 @@ def platform_copy(image: Image.Image, longer_side: int, quality: int) -> bytes:
 class _Work:
     """One input on its way through the pipeline; ``report`` is set once it is finished."""
 
-    __slots__ = ("path", "source", "file", "image", "detect_input", "faces", "context", "prepared",
-                 "results", "report")
+    __slots__ = ("path", "file", "image", "detect_input", "faces", "context", "prepared", "results", "report")
 
-    def __init__(self, path: str | None, source: object, *, report: Report | None = None) -> None:
+    def __init__(self, path: str | None, *, report: Report | None = None) -> None:
         self.path = path
-        self.source = source
         self.file: dict[str, int | float] | None = None
         self.image: LoadedImage | None = None
         self.detect_input: tuple[np.ndarray, float] | None = None
