@@ -17,6 +17,18 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "faces"
 ALIGNED_REAL_GENERATORS = frozenset({"ffhq", "celebahq", "real-misc-aligned"})
 
 
+def process_memory_mb(pid: int, field: str = "VmRSS") -> float | None:
+    """A memory figure of a running process from /proc (Linux), in MB: ``VmRSS`` (resident
+    now) or ``VmHWM`` (its peak so far); ``None`` once the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
     """Records of a JSON Lines scan; a torn last line (killed scan) is skipped."""
     records = []

@@ -20,8 +20,9 @@ own throughput (model loading included) and its peak RSS.
 
 It prints a table and, with ``--json``, writes the same numbers as JSON: images per second,
 milliseconds per image for every stage, the ratio of the scan's time to decode + detect
-alone (the floor a scan cannot beat without a faster detector), and the CLI's figures. Each timing is the best of ``--repeat`` rounds (stages, then scan, alternating);
-clocks on shared machines are noisy.
+alone (the floor a scan cannot beat without a faster detector), and the CLI's figures.
+Each timing is the best of ``--repeat`` rounds (stages, then scan, alternating); clocks on
+shared machines are noisy.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-from _common import DEFAULT_DATA  # noqa: E402
+from _common import DEFAULT_DATA, process_memory_mb  # noqa: E402
 from ganscreen.images import iter_inputs, load_image  # noqa: E402
-from ganscreen.pipeline import Screener  # noqa: E402
+from ganscreen.pipeline import Screener, _chunks  # noqa: E402
 from ganscreen.report import RecordWriter, Report  # noqa: E402
 
 # --------------------------------------------------------------------------- test images
@@ -83,27 +84,20 @@ def make_folder(folder: Path, photos: list[Image.Image], side: int, n: int, rng:
 
 # --------------------------------------------------------------------------- timing
 
-def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
 
 
-def batches(items: list, size: int) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
-
-
-def time_stages(screener: Screener, files: list[Path], repeat: int, out_dir: Path) -> dict[str, float]:
-    """Seconds for each stage alone over ``files`` (best of ``repeat``)."""
+def time_stages(screener: Screener, files: list[Path], out_dir: Path) -> dict[str, float]:
+    """Seconds for each stage alone over ``files``."""
     times: dict[str, float] = {}
-    times["decode"], loaded = best_of(repeat, lambda: [load_image(f) for f in files])
+    times["decode"], loaded = timed(lambda: [load_image(f) for f in files])
     arrays = [img.rgb for img in loaded]
-    times["detect"], found = best_of(repeat, lambda: [
-        faces for chunk in batches(arrays, screener.batch_size) for faces in screener.detector.detect_batch(chunk)])
-    times["align"], contexts = best_of(repeat, lambda: [
+    times["detect"], found = timed(lambda: [
+        faces for chunk in _chunks(arrays, screener.batch_size) for faces in screener.detector.detect_batch(chunk)])
+    times["align"], contexts = timed(lambda: [
         screener._context(img, faces) for img, faces in zip(loaded, found, strict=True)])
     results: list[dict[str, Any]] = [{} for _ in contexts]
     for check in screener.checks:
@@ -111,8 +105,8 @@ def time_stages(screener: Screener, files: list[Path], repeat: int, out_dir: Pat
             batched = getattr(check, "run_batch", None)
             if batched is None:
                 return [check.run(ctx) for ctx in contexts]
-            return [r for chunk in batches(contexts, screener.batch_size) for r in batched(chunk)]
-        times[f"check:{check.name}"], outcome = best_of(repeat, run_check)
+            return [r for chunk in _chunks(contexts, screener.batch_size) for r in batched(chunk)]
+        times[f"check:{check.name}"], outcome = timed(run_check)
         for slot, result in zip(results, outcome, strict=True):
             slot[check.name] = result
 
@@ -122,11 +116,11 @@ def time_stages(screener: Screener, files: list[Path], repeat: int, out_dir: Pat
             for f, img, ctx, res in zip(files, loaded, contexts, results, strict=True):
                 writer.write(screener._report(str(f), img, ctx, res))
 
-    times["report"], _ = best_of(repeat, write_reports)
+    times["report"], _ = timed(write_reports)
     return times
 
 
-def time_scan(screener: Screener, folder: Path, repeat: int, out_dir: Path) -> tuple[float, list[Report]]:
+def time_scan(screener: Screener, folder: Path, out_dir: Path) -> tuple[float, list[Report]]:
     def scan() -> list[Report]:
         reports = []
         with (out_dir / "scan.jsonl").open("w", encoding="utf-8") as fh:
@@ -136,17 +130,7 @@ def time_scan(screener: Screener, folder: Path, repeat: int, out_dir: Path) -> t
                 reports.append(report)
         return reports
 
-    return best_of(repeat, scan)
-
-
-def _high_water_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return timed(scan)
 
 
 def cli_scan(folders: list[Path], out: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -164,7 +148,7 @@ def cli_scan(folders: list[Path], out: Path, args: argparse.Namespace) -> dict[s
     while proc.poll() is None:
         # VmHWM: the child's own high-water mark (getrusage's children figure would count
         # this process's memory too, which the child shares until it executes Python).
-        peak = max(peak, _high_water_mb(proc.pid))
+        peak = max(peak, process_memory_mb(proc.pid, "VmHWM") or 0.0)
         time.sleep(0.1)
     if proc.returncode != 0:
         raise subprocess.CalledProcessError(proc.returncode, cmd)
@@ -207,9 +191,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stages: dict[str, float] = {}
             scan_s = float("inf")
             for _ in range(args.repeat):
-                for key, value in time_stages(screener, files, 1, tmp_dir).items():
+                for key, value in time_stages(screener, files, tmp_dir).items():
                     stages[key] = min(stages.get(key, float("inf")), value)
-                seconds, reports = time_scan(screener, folder, 1, tmp_dir)
+                seconds, reports = time_scan(screener, folder, tmp_dir)
                 scan_s = min(scan_s, seconds)
             floor = stages["decode"] + stages["detect"]
             n = len(files)

@@ -26,6 +26,8 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from _common import process_memory_mb  # noqa: E402
 
 
 def make_images(folder: Path, n: int, seed: int = 0, sides: list[int] | None = None) -> None:
@@ -47,16 +49,6 @@ def make_images(folder: Path, n: int, seed: int = 0, sides: list[int] | None = N
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=int(rng.integers(60, 95)))
         (sub / f"img_{i:06d}.jpg").write_bytes(buf.getvalue())
-
-
-def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
 def count_lines(path: Path) -> int:
@@ -86,7 +78,7 @@ def main() -> None:
         proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
         samples: list[tuple[int, float]] = []
         while proc.poll() is None:
-            rss = rss_mb(proc.pid)
+            rss = process_memory_mb(proc.pid)
             if rss is not None:
                 samples.append((count_lines(out), rss))
             time.sleep(0.5)
