@@ -1,14 +1,24 @@
-"""Evaluate ganscreen on any folder with real/ and gan/ subfolders.
+"""The evaluation table: unseen sources × {as found, re-cropped, degraded} × {vs ordinary reals,
+vs aligned reals}, for the fused score and each check alone.
 
-    python scripts/evaluate.py ../shared/data/faces                 # everything
-    python scripts/evaluate.py ../shared/data/faces --cnn-holdout    # only the CNN's held-out sources
-    python scripts/evaluate.py DIR --degrade --json results.json     # also on a degraded copy
+    python scripts/evaluate.py --data ../shared/data/faces /work/data/round3 --heldout \\
+        --json docs/evaluation.json --markdown docs/evaluation.md
 
-Prints AUC, TPR at FPR 1 % and 0.5 %, and accuracy at the shipped thresholds, for the fused
-score and for each check alone, overall and per top-level source prefix (the part of the
-file name before ``__``, or the subfolder under real/ or gan/). ``--degrade`` repeats the
-evaluation on a copy with the longer side at 256 px and JPEG quality 60 (what platforms do
-to profile photos). A check that cannot judge an image scores it 0 for its own row.
+Folders hold ``real/`` and ``gan/`` (and a ``SOURCES.tsv``); a file's source is the part of
+its name before ``__`` (``gan/sg3perc__x.png`` → ``gan/sg3perc``). ``--heldout`` keeps only
+the sources the shipped CNN never trained on (``cnn.json``'s ``holdout``), ``--include``
+names sources explicitly. Every image is screened three ways:
+
+* **as found**: the file itself;
+* **re-cropped**: a random crop keeping 70–95 % of each side at a random offset, resized back
+  to the original size (what removes the StyleGAN alignment), seed 0;
+* **degraded**: longer side 256 px, JPEG quality 60 (what platforms do to profile photos).
+
+Reals are split into **ordinary** photos and **aligned** ones (FFHQ/CelebA-HQ-aligned dataset
+photos, by their generator in SOURCES.tsv); every GAN source is measured against each.
+AUC and TPR at FPR 1 % and 0.5 % (thresholds from that set's reals); a check that cannot
+judge an image scores it 0 for its own row. Verdict shares per source use the shipped
+thresholds.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import json
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,143 +37,175 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_DATA, read_sources, roc_metrics, table  # noqa: E402
+from _common import ALIGNED_REAL_GENERATORS, DEFAULT_DATA, read_sources, roc_metrics, table  # noqa: E402
 from ganscreen import Screener  # noqa: E402
 from ganscreen._assets import load_json  # noqa: E402
-from ganscreen.images import ImageLoadError, load_image  # noqa: E402
+from ganscreen.images import ImageLoadError, InputFile, load_image  # noqa: E402
+
+SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+VARIANTS = ("as_found", "recropped", "degraded")
 
 
-def list_files(root: Path, include: set[str] | None, include_generators: set[str]) -> list[tuple[Path, str, int, str]]:
-    """(path, key, label, source) for images under root/real and root/gan."""
-    sources = read_sources(root)
+class Item:
+    __slots__ = ("path", "key", "label", "source", "aligned")
+
+    def __init__(self, path: Path, key: str, label: int, source: str, aligned: bool) -> None:
+        self.path, self.key, self.label, self.source, self.aligned = path, key, label, source, aligned
+
+
+def list_items(roots: list[Path], include: set[str] | None) -> list[Item]:
     out = []
-    for label_name, label in (("real", 0), ("gan", 1)):
-        for path in sorted((root / label_name).rglob("*")):
-            if not path.is_file() or path.suffix.lower() not in {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}:
+    for root in roots:
+        sources = read_sources(root)
+        for label_name, label in (("real", 0), ("gan", 1)):
+            folder = root / label_name
+            if not folder.is_dir():
                 continue
-            rel = path.relative_to(root / label_name)
-            prefix = rel.parts[0] if len(rel.parts) > 1 else rel.name.split("__", 1)[0]
-            source = f"{label_name}/{prefix}"
-            key = f"{label_name}/{rel.as_posix()}"
-            generator = sources.get(key, {}).get("generator", "")
-            if include is None or source in include or (label == 0 and generator in include_generators):
-                out.append((path, key, label, source))
+            for path in sorted(folder.rglob("*")):
+                if not path.is_file() or path.suffix.lower() not in SUFFIXES:
+                    continue
+                rel = path.relative_to(folder)
+                prefix = rel.parts[0] if len(rel.parts) > 1 else rel.name.split("__", 1)[0]
+                source = f"{label_name}/{prefix}"
+                key = f"{label_name}/{rel.as_posix()}"
+                if include is not None and source not in include:
+                    continue
+                aligned = label == 0 and sources.get(key, {}).get("generator", "") in ALIGNED_REAL_GENERATORS
+                out.append(Item(path, key, label, source, aligned))
     return out
 
 
-def degrade(files: list[tuple[Path, str, int, str]], folder: Path) -> list[tuple[Path, str, int, str]]:
-    """Longer side 256 px, JPEG quality 60."""
-    out = []
-    for path, key, label, source in files:
-        target = folder / (key.replace("/", "__") + ".jpg")
-        try:
-            img = load_image(path).pil()
-        except ImageLoadError:
+def recrop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    w, h = img.size
+    kw, kh = rng.uniform(0.70, 0.95), rng.uniform(0.70, 0.95)
+    cw, ch = max(8, round(w * kw)), max(8, round(h * kh))
+    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    return img.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.Resampling.LANCZOS)
+
+
+def variant_files(items: list[Item], variant: str, folder: Path) -> Iterator[tuple[Item, Path]]:
+    rng = np.random.default_rng(0)
+    for item in items:
+        if variant == "as_found":
+            yield item, item.path
             continue
-        if max(img.size) > 256:
-            img.thumbnail((256, 256), Image.Resampling.LANCZOS)
-        buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=60)
-        target.write_bytes(buf.getvalue())
-        out.append((target, key, label, source))
+        try:
+            img = load_image(item.path).pil()
+        except ImageLoadError:
+            yield item, item.path  # the scan reports the same error
+            continue
+        if variant == "recropped":
+            target = folder / (item.key.replace("/", "__") + ".png")
+            recrop(img, rng).save(target)
+        else:
+            target = folder / (item.key.replace("/", "__") + ".jpg")
+            target.write_bytes(_jpeg60(img))
+        yield item, target
+
+
+def _jpeg60(img: Image.Image) -> bytes:
+    copy = img.copy()
+    if max(copy.size) > 256:
+        copy.thumbnail((256, 256), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    copy.convert("RGB").save(buf, format="JPEG", quality=60)
+    return buf.getvalue()
+
+
+def screen(items: list[Item], variant: str, screener: Screener) -> list[dict[str, Any]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        pairs = list(variant_files(items, variant, Path(tmp)))
+        by_path = {str(p): it for it, p in pairs}
+        for report in screener.scan_inputs(InputFile(p) for _, p in pairs):
+            item = by_path[str(report.path)]
+            rec = report.to_record()
+            scores = {"fused": rec["score"]}
+            scores.update({n: c.get("score") for n, c in rec["checks"].items()})
+            rows.append({"key": item.key, "label": item.label, "source": item.source, "aligned": item.aligned,
+                         "status": rec["status"], "verdict": rec["verdict"], "scores": scores})
+    return rows
+
+
+def metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    names = ["fused", *sorted({n for r in rows for n in r["scores"] if n != "fused"})]
+    y = np.array([r["label"] for r in rows])
+    aligned = np.array([r["aligned"] for r in rows])
+    sources = np.array([r["source"] for r in rows])
+    negatives = {"ordinary": (y == 0) & ~aligned, "aligned": (y == 0) & aligned}
+    gan_sources = ["all GAN", *sorted({s for s in sources if s.startswith("gan/")})]
+    out: dict[str, Any] = {"n": len(rows), "status": dict(Counter(r["status"] for r in rows)), "table": []}
+    for neg_name, neg in negatives.items():
+        if not neg.any():
+            continue
+        for gan in gan_sources:
+            pos = (y == 1) if gan == "all GAN" else (sources == gan)
+            sel = pos | neg
+            entry: dict[str, Any] = {"gan": gan, "vs": neg_name, "n_gan": int(pos.sum()), "n_real": int(neg.sum())}
+            for name in names:
+                s = np.array([r["scores"].get(name) or 0.0 for r in rows])
+                entry[name] = roc_metrics(y[sel], s[sel])
+            out["table"].append(entry)
+    verdicts: dict[str, dict[str, float]] = {}
+    for src in sorted(set(sources)):
+        m = sources == src
+        counts = Counter(rows[i]["verdict"] or rows[i]["status"] for i in np.flatnonzero(m))
+        verdicts[src] = {k: round(v / int(m.sum()), 3) for k, v in sorted(counts.items())}
+    out["verdicts"] = verdicts
     return out
 
 
-def evaluate(files: list[tuple[Path, str, int, str]], screener: Screener) -> dict[str, Any]:
-    fusion = load_json("fusion.json")
-    gan_t, real_t = fusion["thresholds"]["gan"], fusion["thresholds"]["real"]
-    rows = []
-    by_path = {str(p): (key, label, source) for p, key, label, source in files}
-    for report in screener.scan_inputs(_inputs(files)):
-        key, label, source = by_path[report.path]
-        record = report.to_record()
-        scores = {"fused": record["score"]}
-        scores.update({name: check.get("score") for name, check in record["checks"].items()})
-        rows.append({"key": key, "label": label, "source": source, "status": record["status"],
-                     "verdict": record["verdict"], "scores": scores})
-    names = ["fused", *[n for n in rows[0]["scores"] if n != "fused"]] if rows else []
-    result: dict[str, Any] = {"n": len(rows), "status": dict(Counter(r["status"] for r in rows)),
-                              "thresholds": {"gan": gan_t, "real": real_t}, "overall": {}, "per_source": {}}
-    y = np.array([r["label"] for r in rows])
-    for name in names:
-        s = np.array([r["scores"].get(name) or 0.0 for r in rows])
-        result["overall"][name] = roc_metrics(y, s)
-    fused = np.array([r["scores"]["fused"] or 0.0 for r in rows])
-    result["overall"]["fused"]["accuracy_at_gan_threshold"] = round(float(np.mean((fused >= gan_t) == (y == 1))), 4)
-    verdicts = [r["verdict"] for r in rows]
-    result["overall"]["fused"]["verdicts"] = {
-        "gan": {v: sum(1 for r, vv in zip(rows, verdicts, strict=True) if r["label"] == 1 and vv == v)
-                for v in ("gan", "uncertain", "real", None)},
-        "real": {v: sum(1 for r, vv in zip(rows, verdicts, strict=True) if r["label"] == 0 and vv == v)
-                 for v in ("gan", "uncertain", "real", None)},
-    }
-    reals = y == 0
-    for source in sorted({r["source"] for r in rows}):
-        m = np.array([r["source"] == source for r in rows])
-        entry: dict[str, Any] = {"n": int(m.sum())}
-        for name in names:
-            s = np.array([r["scores"].get(name) or 0.0 for r in rows])
-            if source.startswith("gan/"):  # this GAN source against every real in the set
-                sel = m | reals
-                entry[name] = roc_metrics(y[sel], s[sel])
-            else:  # a real source: how often it would be called GAN
-                entry[name] = {"mean": round(float(s[m].mean()), 4)}
-        entry["called_gan"] = round(float(np.mean(fused[m] >= gan_t)), 4)
-        entry["called_real"] = round(float(np.mean(fused[m] <= real_t)), 4)
-        result["per_source"][source] = entry
-    return result
-
-
-def _inputs(files: list[tuple[Path, str, int, str]]):  # noqa: ANN202
-    from ganscreen.images import InputFile
-
-    return (InputFile(p) for p, _, _, _ in files)
-
-
-def show(title: str, result: dict[str, Any]) -> None:
-    print(f"\n## {title}: {result['n']} images {result['status']}\n")
-    rows = [{"score": name, **m} for name, m in result["overall"].items()]
-    print(table(rows, ["score", "n_pos", "n_neg", "auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.005"]))
-    print("fused verdicts:", json.dumps(result["overall"]["fused"].get("verdicts")))
-    print(f"fused accuracy at the gan threshold: {result['overall']['fused'].get('accuracy_at_gan_threshold')}\n")
-    rows = []
-    for source, entry in result["per_source"].items():
-        fused = entry.get("fused", {})
-        rows.append({"source": source, "n": entry["n"], "fused_auc": fused.get("auc", ""),
-                     "fused_tpr@1%": fused.get("tpr_at_fpr_0.01", ""),
-                     "cnn_auc": entry.get("cnn", {}).get("auc", ""),
-                     "geometry_auc": entry.get("geometry", {}).get("auc", ""),
-                     "called_gan": entry["called_gan"], "called_real": entry["called_real"]})
-    print(table(rows, ["source", "n", "fused_auc", "fused_tpr@1%", "cnn_auc", "geometry_auc",
-                       "called_gan", "called_real"]))
+def markdown(results: dict[str, Any]) -> str:
+    lines = []
+    for variant, result in results["variants"].items():
+        names = [n for n in result["table"][0] if isinstance(result["table"][0][n], dict)] if result["table"] else []
+        lines.append(f"\n### {variant.replace('_', ' ')} ({result['n']} images, {result['status']})\n")
+        rows = []
+        for entry in result["table"]:
+            row = {"GAN": entry["gan"], "vs reals": f"{entry['vs']} ({entry['n_real']})", "n GAN": entry["n_gan"]}
+            for name in names:
+                m = entry[name]
+                row[name] = (f"{m.get('auc', float('nan')):.3f} / {100 * m.get('tpr_at_fpr_0.01', 0):.0f} % / "
+                             f"{100 * m.get('tpr_at_fpr_0.005', 0):.0f} %")
+            rows.append(row)
+        lines.append(table(rows, ["GAN", "vs reals", "n GAN", *names]))
+        vrows = [{"source": s, **{k: f"{100 * v:.0f} %" for k, v in d.items()}} for s, d in result["verdicts"].items()]
+        cols = sorted({k for d in result["verdicts"].values() for k in d})
+        lines.append("verdicts per source:\n\n" + table(vrows, ["source", *cols]))
+    return ("cells: AUC / TPR at 1 % FPR / TPR at 0.5 % FPR\n" + "\n".join(lines))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folder", type=Path, nargs="?", default=DEFAULT_DATA)
-    ap.add_argument("--include", nargs="*", default=None,
-                    help="only these sources ('gan/x', 'real/y'); 'generator:NAME' selects reals by generator")
-    ap.add_argument("--cnn-holdout", action="store_true", help="only the sources the shipped CNN never saw")
-    ap.add_argument("--degrade", action="store_true", help="also evaluate a 256 px, JPEG-60 copy")
+    ap.add_argument("--data", type=Path, nargs="+", default=[DEFAULT_DATA])
+    ap.add_argument("--include", nargs="*", default=None, help="only these sources ('gan/x', 'real/y')")
+    ap.add_argument("--heldout", action="store_true", help="only the sources the shipped CNN never saw")
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--markdown", type=Path, default=None)
     args = ap.parse_args()
 
-    include = args.include
-    if args.cnn_holdout:
-        include = load_json("cnn.json")["holdout"]
-    include_sources = None if include is None else {i for i in include if not i.startswith("generator:")}
-    include_generators = set() if include is None else {i.split(":", 1)[1] for i in include if i.startswith("generator:")}
-    files = list_files(args.folder, include_sources, include_generators)
-    screener = Screener(device=args.device)
-    results = {"clean": evaluate(files, screener)}
-    show("clean", results["clean"])
-    if args.degrade:
-        with tempfile.TemporaryDirectory() as tmp:
-            results["degraded"] = evaluate(degrade(files, Path(tmp)), screener)
-        show("degraded (longer side 256 px, JPEG 60)", results["degraded"])
+    include = set(args.include) if args.include is not None else None
+    if args.heldout:
+        include = set(load_json("cnn.json")["holdout"])
+    items = list_items(args.data, include)
+    if not items:
+        raise SystemExit("no images found")
+    screener = Screener(device=args.device, workers=args.workers)
+    fusion = load_json("fusion.json")
+    results: dict[str, Any] = {"thresholds": fusion["thresholds"], "fusion": fusion["version"],
+                               "sources": sorted({i.source for i in items}), "variants": {}}
+    for variant in args.variants:
+        results["variants"][variant] = metrics(screen(items, variant, screener))
+        print(f"{variant}: done", file=sys.stderr)
+    text = markdown(results)
+    print(text)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
 
 
 if __name__ == "__main__":

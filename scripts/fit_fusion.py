@@ -51,6 +51,8 @@ ASYMMETRY_FEATURES = {"lens_asymmetry": +1.0, "temple_asymmetry": +1.0, "orienta
                       "light_asymmetry": -0.5}
 BACKDROP_FEATURES = {"coherence": -1, "smear": -1, "mirror": +1, "textured_fraction": -1}
 HEURISTICS = ["geometry", "glasses", "backdrop"]
+# Flags that forbid a "real" verdict, with the reason the record gives instead.
+NEVER_REAL = {"ffhq_alignment": "on the StyleGAN/FFHQ template: generated, or lifted from a public face dataset"}
 SEED = 0
 
 
@@ -120,16 +122,19 @@ def split_by_source(keys: list[str]) -> set[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("scan", type=Path, help="JSON Lines scan of the training collection")
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("scan", type=Path, nargs="+", help="JSON Lines scans of the training collection(s)")
+    ap.add_argument("--data", type=Path, nargs="+", default=[DEFAULT_DATA],
+                    help="the collection folders the scans were made of (for their SOURCES.tsv)")
+    ap.add_argument("--aligned-share", type=float, default=0.1,
+                    help="weight of FFHQ/CelebA-HQ-aligned reals among reals in the fit (profile photos)")
     ap.add_argument("--labels", type=Path, default=ROOT / "scripts" / "data" / "glasses_labels.tsv")
     ap.add_argument("--metrics", type=Path, default=ROOT / "scratch" / "fit_metrics.json")
     ap.add_argument("--gan-fpr", type=float, default=0.01, help="held-out FPR at the gan threshold")
     ap.add_argument("--real-tpr", type=float, default=0.95, help="held-out TPR kept above the real threshold")
     args = ap.parse_args()
 
-    sources = read_sources(args.data)
-    records = {relative_key(r["path"]): r for r in read_records(args.scan)}
+    sources = {k: v for data in args.data for k, v in read_sources(data).items()}
+    records = {relative_key(r["path"]): r for scan in args.scan for r in read_records(scan)}
     keys = sorted(k for k in records if label_of(k) is not None)
     ok = [k for k in keys if records[k]["status"] == "ok"]
     held = split_by_source(keys)
@@ -234,11 +239,20 @@ def main() -> None:
 
     xf = np.array([fx(k) for k in fit_keys])
     yf = np.array([y_all[k] for k in fit_keys])
+    # Shape the fit like profile photos: ordinary real photos dominate, aligned dataset
+    # photos are a small stratum (``--aligned-share`` of the reals' weight), GAN and real
+    # weigh the same in total.
+    aligned_fit = np.array([_is_aligned_real(k, sources) for k in fit_keys])
+    wf = np.ones(len(fit_keys))
+    n_al, n_ord = int(aligned_fit.sum()), int(((yf == 0) & ~aligned_fit).sum())
+    if n_al and n_ord:
+        wf[aligned_fit] = args.aligned_share * n_ord / ((1 - args.aligned_share) * n_al)
+    wf[yf == 1] *= wf[yf == 0].sum() / max(wf[yf == 1].sum(), 1e-9)
     # Every check's score means "more GAN-like", so no check may enter with a negative
     # weight: one whose fitted weight is negative carries no weight at all.
     kept = list(range(len(names)))
     while True:
-        fusion_model = LogisticRegression(C=1.0, max_iter=1000).fit(xf[:, kept], yf)
+        fusion_model = LogisticRegression(C=1.0, max_iter=1000).fit(xf[:, kept], yf, sample_weight=wf)
         coef = fusion_model.coef_[0]
         if (coef >= 0).all():
             break
@@ -254,7 +268,10 @@ def main() -> None:
     held_ok = [k for k in fusion_pool if k in held]
     yh = np.array([y_all[k] for k in held_ok])
     sh = np.array([fused(k) for k in held_ok])
-    gan_t = threshold_at_fpr(sh[yh == 0], args.gan_fpr)
+    # The gan threshold keeps the false-positive rate on ordinary real photos of the held-out
+    # half at the operating point (aligned dataset photos are reported on their own).
+    ordinary_h = np.array([y_all[k] == 0 and not _is_aligned_real(k, sources) for k in held_ok])
+    gan_t = threshold_at_fpr(sh[ordinary_h], args.gan_fpr)
     gan_t = min(max(gan_t, 0.5), 0.999)
     real_t = float(np.quantile(sh[yh == 1], 1 - args.real_tpr))
     real_t = min(real_t, gan_t)
@@ -281,12 +298,15 @@ def main() -> None:
         "bias": bias,
         "weights": weights,
         "thresholds": {"gan": round(gan_t, 5), "real": round(real_t, 5)},
+        "never_real": NEVER_REAL,
         "operating_point": {
-            "gan": f"held-out FPR {args.gan_fpr:g} on all reals of the training collection",
+            "gan": f"held-out FPR {args.gan_fpr:g} on the ordinary (not dataset-aligned) real photos",
             "real": f"held-out TPR {args.real_tpr:g} on its GAN faces",
         },
-        "provenance": {"script": "scripts/fit_fusion.py", "seed": SEED, "scan": str(args.scan.name),
-                       "split": "half of every source held out"},
+        "provenance": {"script": "scripts/fit_fusion.py", "seed": SEED,
+                       "scan": [str(p.name) for p in args.scan],
+                       "split": "half of every source held out",
+                       "population": f"ordinary reals, aligned reals weighted to {args.aligned_share:g} of the reals"},
     }
     models = ROOT / "models"
     (models / "checks.json").write_text(json.dumps(checks_json, indent=2) + "\n")
@@ -297,6 +317,10 @@ def main() -> None:
 
     update_manifest.main()
     _print(metrics)
+
+
+def _is_aligned_real(key: str, sources: dict[str, dict[str, str]]) -> bool:
+    return key.startswith("real/") and sources.get(key, {}).get("generator", "") in ALIGNED_REAL_GENERATORS
 
 
 def _in_holdout(key: str, holdout: list[str], sources: dict[str, dict[str, str]]) -> bool:

@@ -32,10 +32,20 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from torch import nn  # noqa: E402
+
 from _common import DEFAULT_DATA, ROOT, read_sources, roc_metrics, source_of  # noqa: E402
 from ganscreen.faces import Face, FaceDetector, primary_face  # noqa: E402
 from ganscreen.images import ImageLoadError, load_image  # noqa: E402
-from ganscreen.model import FaceNet, ModelConfig, cnn_crop, count_parameters, save_model, to_tensor  # noqa: E402
+from ganscreen.model import (  # noqa: E402
+    ModelConfig,
+    build_model,
+    cnn_crop,
+    count_parameters,
+    load_model,
+    save_model,
+    to_tensor,
+)
 
 # Held out by default: unseen generators (StyleGAN3, e4e inversions, the GAN-Scanner set),
 # an unseen ordinary-photo source, and the two largest CelebA-HQ sources (aligned like
@@ -58,29 +68,37 @@ class Sample:
 # --------------------------------------------------------------------------- data
 
 
-def build_cache(data: Path, cache: Path, *, max_per_class: int | None, seed: int,
+def build_cache(datas: list[Path], cache: Path, *, max_per_class: int | None, seed: int,
                 detections: Path | None = None) -> list[Sample]:
-    """Face regions for every image (detected once, then read from ``cache``).
+    """Face regions for every image of every folder (detected once, then read from ``cache``).
 
-    ``detections`` (JSON Lines of primary faces, as scripts/fit_template.py caches them)
-    saves running MTCNN again."""
+    ``detections`` (JSON Lines of primary faces keyed by 'label/file', as
+    scripts/fit_template.py caches them or made from a scan) saves running MTCNN again."""
     known: dict[str, dict] = {}
     if detections is not None and detections.exists():
         for line in detections.read_text().splitlines():
             rec = json.loads(line)
+            if "path" in rec:  # a ganscreen scan record: its largest face, or none
+                faces = sorted(rec.get("faces") or [], key=lambda f: -(f["box"][2] - f["box"][0])
+                               * (f["box"][3] - f["box"][1]))
+                rec = {"file": "/".join(Path(rec["path"]).parts[-2:]), **(faces[0] if faces else {})}
             known[rec["file"]] = rec
     cache.mkdir(parents=True, exist_ok=True)
     index_path = cache / "index.json"
     index: dict[str, dict] = json.loads(index_path.read_text()) if index_path.exists() else {}
-    files = []
-    for label_name in ("real", "gan"):
-        names = sorted(p.name for p in (data / label_name).iterdir() if p.is_file())
-        if max_per_class:
-            names = sorted(random.Random(seed).sample(names, min(max_per_class, len(names))))
-        files += [f"{label_name}/{n}" for n in names]
+    files: list[tuple[Path, str]] = []
+    for data in datas:
+        for label_name in ("real", "gan"):
+            folder = data / label_name
+            if not folder.is_dir():
+                continue
+            names = sorted(p.name for p in folder.iterdir() if p.is_file())
+            if max_per_class:
+                names = sorted(random.Random(seed).sample(names, min(max_per_class, len(names))))
+            files += [(data, f"{label_name}/{n}") for n in names]
     detector: FaceDetector | None = None
     samples = []
-    for i, key in enumerate(files):
+    for i, (data, key) in enumerate(files):
         entry = index.get(key)
         if entry is None:
             if key not in known:
@@ -131,8 +149,8 @@ def _cache_one(data: Path, cache: Path, key: str, detector: FaceDetector | None,
     return {"file": name, "landmarks": landmarks.round(3).tolist()}
 
 
-def split(samples: list[Sample], holdout: list[str], data: Path) -> tuple[list[Sample], list[Sample]]:
-    sources = read_sources(data)
+def split(samples: list[Sample], holdout: list[str], datas: list[Path]) -> tuple[list[Sample], list[Sample]]:
+    sources = {k: v for data in datas for k, v in read_sources(data).items()}
     held_generators = {h.split(":", 1)[1] for h in holdout if h.startswith("generator:")}
     held_sources = {h for h in holdout if not h.startswith("generator:")}
 
@@ -148,17 +166,9 @@ def split(samples: list[Sample], holdout: list[str], data: Path) -> tuple[list[S
 
 def augment(sample: Sample, rng: np.random.Generator, config: ModelConfig) -> np.ndarray:
     region, points = sample.region, sample.landmarks.copy()
-    eye = float(np.linalg.norm(points[1] - points[0]))
-    # Rescale: mostly down (what platforms do), sometimes up (small GAN faces seen upscaled).
-    factor = rng.uniform(0.35, 1.0) if rng.random() < 0.75 else rng.uniform(1.0, 1.8)
-    factor = max(factor, 20.0 / max(eye, 1.0))  # keep at least a 20-pixel eye distance
-    if abs(factor - 1.0) > 0.02:
-        size = (max(8, round(region.shape[1] * factor)), max(8, round(region.shape[0] * factor)))
-        region = cv2.resize(region, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
-        points = points * np.array([size[0] / sample.region.shape[1], size[1] / sample.region.shape[0]])
-    if rng.random() < 0.2:
-        region = cv2.GaussianBlur(region, (0, 0), rng.uniform(0.3, 1.2))
-    region = jpeg(region, int(rng.integers(50, 101)))
+    if rng.random() < 0.3:  # re-cropped copies, so alignment is never the clue
+        region, points = recrop(region, points, rng)
+    region, points = launder(region, points, rng)
     # Framing jitter: zoom, shift and rotate the landmarks before the standard crop.
     centre = points.mean(axis=0)
     theta = math.radians(rng.uniform(-8, 8))
@@ -176,6 +186,61 @@ def augment(sample: Sample, rng: np.random.Generator, config: ModelConfig) -> np
     if rng.random() < 0.3:  # border streaks for every class, so padding is no label
         crop = replicate_border(crop, rng)
     return np.ascontiguousarray(crop)
+
+
+INTERPOLATIONS = (cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4, cv2.INTER_NEAREST)
+
+
+def resize(region: np.ndarray, points: np.ndarray, factor: float,
+           interpolation: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    size = (max(8, round(region.shape[1] * factor)), max(8, round(region.shape[0] * factor)))
+    if interpolation is None:
+        interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+    out = cv2.resize(region, size, interpolation=interpolation)
+    return out, points * np.array([size[0] / region.shape[1], size[1] / region.shape[0]])
+
+
+def launder(region: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """What happens to a profile photo before we see it, for every class alike: one to three
+    rescales (mostly down, sometimes up, any interpolation), blur, and JPEG at quality
+    30-100 in between and at the end. The eyes stay at least 20 px apart."""
+    for _ in range(int(rng.choice([1, 1, 2, 3]))):
+        eye = float(np.linalg.norm(points[1] - points[0]))
+        factor = rng.uniform(0.3, 1.0) if rng.random() < 0.75 else rng.uniform(1.0, 1.8)
+        factor = max(factor, 20.0 / max(eye, 1.0))
+        if abs(factor - 1.0) > 0.02:
+            region, points = resize(region, points, factor, INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))])
+        if rng.random() < 0.15:
+            region = cv2.GaussianBlur(region, (0, 0), rng.uniform(0.3, 1.2))
+        if rng.random() < 0.5:
+            region = jpeg(region, int(rng.integers(30, 96)))
+    return jpeg(region, int(rng.integers(30, 101))), points
+
+
+def recrop(region: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """An operator's re-crop: keep 70-95 % of the side at a random offset (the face kept
+    inside), resize, re-encode; landmarks move by about a pixel as a new detection would."""
+    h, w = region.shape[:2]
+    keep = rng.uniform(0.70, 0.95)
+    ch, cw = max(16, int(h * keep)), max(16, int(w * keep))
+    lo = np.clip(points.max(axis=0) - np.array([cw, ch]) + 2, 0, None)
+    hi = np.clip(points.min(axis=0) - 2, 0, np.array([w - cw, h - ch]))
+    x0 = int(rng.uniform(min(lo[0], hi[0]), max(lo[0], hi[0]) + 1e-6))
+    y0 = int(rng.uniform(min(lo[1], hi[1]), max(lo[1], hi[1]) + 1e-6))
+    x0, y0 = min(max(x0, 0), w - cw), min(max(y0, 0), h - ch)
+    out, pts = region[y0:y0 + ch, x0:x0 + cw], points - np.array([x0, y0], np.float32)
+    out, pts = resize(out, pts, rng.uniform(0.6, 1.4))
+    eye = float(np.linalg.norm(pts[1] - pts[0]))
+    pts = pts + rng.normal(0, 0.015 * eye, size=pts.shape)
+    return jpeg(out, int(rng.integers(75, 96))), pts.astype(np.float32)
+
+
+def degrade(region: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 256-px, JPEG-60 profile photo: eyes about 60 px apart at most."""
+    eye = float(np.linalg.norm(points[1] - points[0]))
+    if eye > 60:
+        region, points = resize(region, points, 60 / eye, cv2.INTER_AREA)
+    return jpeg(region, 60), points
 
 
 def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
@@ -225,7 +290,7 @@ def seed_everything(seed: int) -> None:
 
 
 @torch.inference_mode()
-def predict(model: FaceNet, crops: list[np.ndarray], config: ModelConfig, batch: int = 64) -> np.ndarray:
+def predict(model: nn.Module, crops: list[np.ndarray], config: ModelConfig, batch: int = 64) -> np.ndarray:
     """Mean probability over each crop and its mirror image."""
     model.eval()
     out = []
@@ -236,28 +301,52 @@ def predict(model: FaceNet, crops: list[np.ndarray], config: ModelConfig, batch:
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def evaluate(model: FaceNet, samples: list[Sample], config: ModelConfig) -> dict:
+def variant_crops(samples: list[Sample], config: ModelConfig, variant: str, seed: int = 1) -> list[np.ndarray]:
+    """The held-out faces as found, re-cropped or degraded (fixed seed: the same every epoch)."""
+    rng = np.random.default_rng(seed)
+    crops = []
+    for s in samples:
+        region, points = s.region, s.landmarks
+        if variant == "recropped":
+            region, points = recrop(region, points, rng)
+        elif variant == "degraded":
+            region, points = degrade(region, points)
+        face = Face(box=np.zeros(4, np.float32), landmarks=np.asarray(points, np.float32), confidence=1.0)
+        crops.append(cnn_crop(region, face, size=config.input_size, zoom=config.zoom))
+    return crops
+
+
+def evaluate(model: nn.Module, samples: list[Sample], config: ModelConfig,
+             cached: dict[str, list[np.ndarray]] | None = None) -> dict:
+    """Per variant: all held-out GAN vs all held-out reals, and each GAN source vs them."""
     if not samples:
         return {}
-    scores = predict(model, [plain_crop(s, config) for s in samples], config)
-    y = [s.label for s in samples]
-    result = {"all": roc_metrics(y, scores)}
-    reals = [i for i, s in enumerate(samples) if s.label == 0]
-    for src in sorted({s.source for s in samples}):
-        idx = [i for i, s in enumerate(samples) if s.source == src]
-        pos = [i for i in idx if samples[i].label == 1]
-        if pos:  # a GAN source against every held-out real
-            result[src] = roc_metrics([1] * len(pos) + [0] * len(reals), np.concatenate([scores[pos], scores[reals]]))
-        else:
-            result[src] = {"n": len(idx), "mean_score": round(float(scores[idx].mean()), 4),
-                           "above_0.5": round(float((scores[idx] > 0.5).mean()), 4)}
+    y = np.array([s.label for s in samples])
+    reals = np.flatnonzero(y == 0)
+    result: dict = {}
+    for variant in ("as_found", "recropped", "degraded"):
+        crops = cached[variant] if cached is not None else variant_crops(samples, config, variant)
+        scores = predict(model, crops, config)
+        entry = {"all": roc_metrics(y, scores)}
+        for src in sorted({s.source for s in samples}):
+            idx = [i for i, s in enumerate(samples) if s.source == src]
+            pos = [i for i in idx if samples[i].label == 1]
+            if pos:  # a GAN source against every held-out real
+                entry[src] = roc_metrics([1] * len(pos) + [0] * len(reals),
+                                         np.concatenate([scores[pos], scores[reals]]))
+            else:
+                entry[src] = {"n": len(idx), "mean_score": round(float(scores[idx].mean()), 4),
+                              "above_0.5": round(float((scores[idx] > 0.5).mean()), 4)}
+        result[variant] = entry
     return result
 
 
 def train(args: argparse.Namespace) -> dict:
     seed_everything(args.seed)
     torch.set_num_threads(args.threads)
-    config = ModelConfig(input_size=args.input_size)
+    config = ModelConfig(input_size=args.input_size, zoom=args.zoom, arch=args.arch,
+                         widths=tuple(args.widths) if args.widths else
+                         ((32, 64, 128) if args.arch == "patchnet" else ModelConfig().widths))
     samples = build_cache(args.data, args.cache, max_per_class=args.max_per_class, seed=args.seed,
                           detections=args.detections)
     train_set, held = split(samples, args.holdout, args.data)
@@ -265,7 +354,8 @@ def train(args: argparse.Namespace) -> dict:
         raise SystemExit("no training images left after the hold-out")
     print(f"train {len(train_set)} ({sum(s.label for s in train_set)} GAN), held out {len(held)} "
           f"({sum(s.label for s in held)} GAN)", file=sys.stderr)
-    model = FaceNet(config)
+    model = load_model(args.init, config) if args.init else build_model(config)
+    cached = {v: variant_crops(held, config, v) for v in ("as_found", "recropped", "degraded")} if held else None
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train_set) / args.batch_size))
     if args.max_steps:
@@ -297,39 +387,44 @@ def train(args: argparse.Namespace) -> dict:
             optimiser.step()
             schedule.step()
             losses.append(float(loss.detach()))
-        metrics = evaluate(model, held, config)
+        metrics = evaluate(model, held, config, cached)
         row = {"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4),
-               "lr": round(schedule.get_last_lr()[0], 6), "minutes": round((time.time() - start) / 60, 2),
-               "heldout_auc": metrics.get("all", {}).get("auc", ""),
-               "heldout_tpr_at_fpr_0.01": metrics.get("all", {}).get("tpr_at_fpr_0.01", "")}
+               "lr": round(schedule.get_last_lr()[0], 6), "minutes": round((time.time() - start) / 60, 2)}
+        for variant in ("as_found", "recropped", "degraded"):
+            row[f"heldout_auc_{variant}"] = metrics.get(variant, {}).get("all", {}).get("auc", "")
+            row[f"heldout_tpr_at_fpr_0.01_{variant}"] = metrics.get(variant, {}).get("all", {}).get("tpr_at_fpr_0.01", "")
         rows.append(row)
         with summary_path.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(row))
             writer.writeheader()
             writer.writerows(rows)
-        print(json.dumps(row), file=sys.stderr)
-    final = evaluate(model, held, config)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        save_model(model, args.out / "checkpoint.safetensors", args.out / "checkpoint.json", {"epoch": epoch})
+    final = evaluate(model, held, config, cached)
     extra = {
         "trained": dt.date.today().isoformat(),
         "seed": args.seed,
         "parameters": count_parameters(model),
         "train_images": len(train_set),
+        "train_sources": sorted({s.source for s in train_set}),
         "holdout": args.holdout,
         "heldout_metrics": final,
     }
     save_model(model, args.out / "cnn.safetensors", args.out / "cnn.json", extra)
     (args.out / "train_args.json").write_text(json.dumps(
-        {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, indent=2) + "\n")
+        vars(args), indent=2, default=str) + "\n")
     return final
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with real/ and gan/")
+    ap.add_argument("--data", type=Path, nargs="+", default=[DEFAULT_DATA],
+                    help="folders with real/ and gan/ (and a SOURCES.tsv)")
     ap.add_argument("--out", type=Path, default=ROOT / "models", help="where weights, cnn.json, summary.csv go")
     ap.add_argument("--cache", type=Path, default=ROOT / "scratch" / "cnn_cache")
     ap.add_argument("--detections", type=Path, default=None,
-                    help="JSON Lines of detected faces to reuse (scripts/fit_template.py --cache)")
+                    help="JSON Lines of detected faces to reuse: scripts/fit_template.py --cache, or a ganscreen "
+                         "scan of the folders")
     ap.add_argument("--holdout", nargs="*", default=DEFAULT_HOLDOUT,
                     help="sources ('gan/name', 'real/name') or 'generator:NAME' reals kept out of training")
     ap.add_argument("--epochs", type=int, default=30)
@@ -337,6 +432,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--input-size", type=int, default=128)
+    ap.add_argument("--zoom", type=float, default=1.3, help="crop zoom about the canonical layout (1.0: FFHQ framing)")
+    ap.add_argument("--arch", choices=["facenet", "patchnet"], default="facenet")
+    ap.add_argument("--widths", type=int, nargs="*", default=None)
+    ap.add_argument("--init", type=Path, default=None, help="start from these weights (same architecture)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-per-class", type=int, default=None, help="subsample (smoke runs)")

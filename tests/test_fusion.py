@@ -48,3 +48,29 @@ def test_flags_are_collected_once_in_check_order() -> None:
         "glasses": CheckResult(score=0.9, flags=("glasses_asymmetry", "ffhq_alignment")),
     })
     assert decision.flags == ("ffhq_alignment", "glasses_asymmetry")
+
+
+def test_a_face_on_the_stylegan_template_is_never_cleared() -> None:
+    fusion = Fusion()
+    assert "ffhq_alignment" in fusion.never_real
+    weak = {"geometry": CheckResult(score=0.001), "cnn": CheckResult(score=0.001), "backdrop": CheckResult(score=0.001)}
+    cleared = fusion.decide(weak)
+    assert cleared.verdict == "real" and "real threshold" in (cleared.reason or "")
+    on_template = dict(weak, geometry=CheckResult(score=0.001, flags=("ffhq_alignment",)))
+    held = fusion.decide(on_template)
+    assert held.score == pytest.approx(cleared.score)
+    assert held.verdict == "uncertain"
+    assert held.reason == fusion.never_real["ffhq_alignment"]
+
+
+def test_every_verdict_has_a_one_line_reason_naming_its_threshold_and_drivers() -> None:
+    fusion = Fusion()
+    strong = fusion.decide({"geometry": CheckResult(score=0.999), "cnn": CheckResult(score=0.999),
+                            "backdrop": CheckResult(score=0.9)})
+    assert strong.verdict == "gan"
+    assert strong.reason is not None and "\n" not in strong.reason
+    assert f"{fusion.gan_threshold:.2f}" in strong.reason
+    weighted = [n for n in fusion.checks if fusion.weights.get(f"{n}_logit", 0) > 0]
+    assert any(n in strong.reason for n in weighted)  # the checks that drove it
+    nothing = fusion.decide({"geometry": CheckResult(score=None)})
+    assert nothing.verdict is None and nothing.reason == "no check could judge this face"

@@ -33,7 +33,7 @@ def test_screen_accepts_path_bytes_and_pil(screener: Screener, samples) -> None:
 
 def test_record_follows_the_documented_schema(screener: Screener, samples) -> None:  # noqa: ANN001
     record = json.loads(screener.screen(samples / "astronaut_ffhq_aligned.jpg").to_json())
-    assert list(record) == ["path", "status", "error", "score", "verdict", "flags", "image",
+    assert list(record) == ["path", "status", "error", "score", "verdict", "reason", "flags", "image",
                             "faces", "checks", "robustness", "model", "file"]
     assert record["image"] == {"width": 512, "height": 512, "format": "JPEG"}
     assert record["status"] == "ok" and record["error"] is None

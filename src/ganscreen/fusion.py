@@ -5,6 +5,15 @@ indicator that it could not judge), fitted by ``scripts/fit_fusion.py`` on the t
 collection. Its thresholds come from the ROC of a held-out split: ``gan`` above the score
 that keeps the false-positive rate at the documented operating point, ``real`` below the
 score that still catches the documented share of GAN faces, ``uncertain`` in between.
+
+Two rules sit on top of the threshold, both in ``fusion.json``:
+
+* ``never_real``: flags that forbid a ``real`` verdict. A face on the StyleGAN/FFHQ landmark
+  template is generated, or it is a photo lifted from a public face dataset; either way an
+  analyst must look at it, so it is ``uncertain`` (with that reason) when the score alone
+  would clear it.
+* every verdict carries a one-line ``reason``: the score against the threshold it crossed
+  and the checks that moved it most.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ class Verdict:
     score: float | None
     verdict: str | None  # "gan", "real" or "uncertain"; None when nothing could be judged
     flags: tuple[str, ...]
+    reason: str | None = None  # one line: why this verdict
 
 
 def logit(p: float) -> float:
@@ -54,6 +64,7 @@ class Fusion:
         self.gan_threshold = float(params["thresholds"]["gan"])
         self.real_threshold = float(params["thresholds"]["real"])
         self.operating_point: Mapping[str, Any] = params.get("operating_point", {})
+        self.never_real: Mapping[str, str] = params.get("never_real", {})
 
     def probability(self, results: Mapping[str, CheckResult]) -> float | None:
         if not any(r.score is not None for r in results.values()):
@@ -70,7 +81,33 @@ class Fusion:
             return "real"
         return "uncertain"
 
+    def contributions(self, results: Mapping[str, CheckResult]) -> dict[str, float]:
+        """Each weighted check's share of the fused logit (0 when it could not judge)."""
+        x = features(results, self.checks)
+        return {name: self.weights.get(f"{name}_logit", 0.0) * x[f"{name}_logit"] for name in self.checks}
+
     def decide(self, results: Mapping[str, CheckResult]) -> Verdict:
         score = self.probability(results)
         flags = tuple(dict.fromkeys(f for r in results.values() for f in r.flags))
-        return Verdict(score=score, verdict=self.verdict_for(score), flags=flags)
+        verdict = self.verdict_for(score)
+        if score is None:
+            return Verdict(score=None, verdict=None, flags=flags, reason="no check could judge this face")
+        blocking = [self.never_real[f] for f in flags if f in self.never_real]
+        if verdict == "real" and blocking:
+            return Verdict(score=score, verdict="uncertain", flags=flags, reason=blocking[0])
+        return Verdict(score=score, verdict=verdict, flags=flags, reason=self._reason(score, verdict, results))
+
+    def _reason(self, score: float, verdict: str | None, results: Mapping[str, CheckResult]) -> str:
+        shares = self.contributions(results)
+        if verdict == "gan":
+            head = f"score {score:.2f} at or above the gan threshold {self.gan_threshold:.2f}"
+            drivers = sorted((n for n in shares if shares[n] > 0), key=lambda n: -shares[n])
+        elif verdict == "real":
+            head = f"score {score:.2f} at or below the real threshold {self.real_threshold:.2f}"
+            drivers = sorted((n for n in shares if shares[n] < 0), key=lambda n: shares[n])
+        else:
+            head = f"score {score:.2f} between the real ({self.real_threshold:.2f}) and gan " \
+                   f"({self.gan_threshold:.2f}) thresholds"
+            drivers = sorted((n for n in shares if shares[n] != 0), key=lambda n: -abs(shares[n]))
+        said = [f"{n} {results[n].score:.2f}" for n in drivers[:2] if results.get(n) and results[n].score is not None]
+        return head + (f" (most weight: {', '.join(said)})" if said else "")

@@ -38,15 +38,17 @@ class ModelConfig:
     zoom: float = ZOOM
     mean: tuple[float, float, float] = MEAN
     std: tuple[float, float, float] = STD
+    arch: str = "facenet"  # "facenet" (whole-crop residual CNN) or "patchnet" (patch logits averaged)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         return cls(widths=tuple(data["widths"]), input_size=int(data["input_size"]),
-                   zoom=float(data["zoom"]), mean=tuple(data["mean"]), std=tuple(data["std"]))
+                   zoom=float(data["zoom"]), mean=tuple(data["mean"]), std=tuple(data["std"]),
+                   arch=str(data.get("arch", "facenet")))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"widths": list(self.widths), "input_size": self.input_size, "zoom": self.zoom,
-                "mean": list(self.mean), "std": list(self.std)}
+        return {"arch": self.arch, "widths": list(self.widths), "input_size": self.input_size,
+                "zoom": self.zoom, "mean": list(self.mean), "std": list(self.std)}
 
 
 class _Block(nn.Module):
@@ -81,6 +83,35 @@ class FaceNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(self.stem(x))
         return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)).squeeze(1)
+
+
+class PatchNet(nn.Module):
+    """Patch classifier with a small receptive field (about 40 px of the crop): a logit per
+    location, averaged over the crop, so every patch of face, hair and background votes on
+    its own (Chai et al., ECCV 2020: GAN traces are local, the face's identity is not)."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or ModelConfig(arch="patchnet", widths=(32, 64, 128))
+        w = self.config.widths
+        self.stem = nn.Sequential(nn.Conv2d(3, w[0], 3, 1, 1, bias=False), nn.BatchNorm2d(w[0]),
+                                  nn.ReLU(inplace=True))
+        self.stages = nn.Sequential(*[_Block(w[i], w[i + 1], 2) for i in range(len(w) - 1)])
+        self.head = nn.Conv2d(w[-1], 1, 1)
+
+    def logit_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stages(self.stem(x)))[:, 0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logit_map(x).mean(dim=(1, 2))
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    if config.arch == "patchnet":
+        return PatchNet(config)
+    if config.arch == "facenet":
+        return FaceNet(config)
+    raise ValueError(f"unknown architecture {config.arch!r}")
 
 
 def cnn_crop(image: np.ndarray, face: Face, *, size: int = INPUT_SIZE, zoom: float = ZOOM,
@@ -135,7 +166,7 @@ def to_tensor(crops: list[np.ndarray] | np.ndarray, config: ModelConfig) -> torc
     return (batch - mean) / std
 
 
-def save_model(model: FaceNet, weights: Path, config_path: Path, extra: dict[str, Any] | None = None) -> None:
+def save_model(model: FaceNet | PatchNet, weights: Path, config_path: Path, extra: dict[str, Any] | None = None) -> None:
     from safetensors.torch import save_file
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -143,11 +174,11 @@ def save_model(model: FaceNet, weights: Path, config_path: Path, extra: dict[str
     config_path.write_text(json.dumps({**model.config.to_dict(), **(extra or {})}, indent=2) + "\n")
 
 
-def load_model(weights: Path, config: ModelConfig, *, device: torch.device | str = "cpu") -> FaceNet:
+def load_model(weights: Path, config: ModelConfig, *, device: torch.device | str = "cpu") -> nn.Module:
     """Build the network and load safetensors weights (no pickle is ever executed)."""
     from safetensors.torch import load_file
 
-    model = FaceNet(config)
+    model = build_model(config)
     model.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
     return model.to(device).eval()
 

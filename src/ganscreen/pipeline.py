@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from ganscreen._assets import bundle_digest
+from ganscreen._orientation import mirror_face, needs_mirror
 from ganscreen._version import __version__
 from ganscreen.checks import Check, CheckContext, CheckResult
 from ganscreen.checks.backdrop import BackdropCheck
@@ -200,6 +201,10 @@ class Screener:
         work = _Work(path)
         try:
             work.image = load_image(source)  # type: ignore[arg-type]
+            if needs_mirror(work.image.rgb):  # screen the mirror-canonical orientation
+                work.image = LoadedImage(rgb=np.ascontiguousarray(work.image.rgb[:, ::-1]),
+                                         format=work.image.format)
+                work.mirrored = True
             work.detect_input = self.detector.prepare(work.image.rgb)
         except ImageLoadError as exc:
             work.report = self._error(path, str(exc))
@@ -265,7 +270,7 @@ class Screener:
         for work in live:
             assert work.image is not None and work.context is not None
             ordered = {c.name: work.results[c.name] for c in self.checks}
-            work.report = self._report(work.path, work.image, work.context, ordered)
+            work.report = self._report(work.path, work.image, work.context, ordered, mirrored=work.mirrored)
             work.report.file = work.file
         reports = [w.report for w in works]
         assert all(r is not None for r in reports)
@@ -322,19 +327,22 @@ class Screener:
         return CheckContext(image=img.rgb, faces=tuple(faces), face=face, aligned=aligned)
 
     def _report(self, path: str | None, img: LoadedImage, ctx: CheckContext,
-                results: dict[str, CheckResult]) -> Report:
+                results: dict[str, CheckResult], *, mirrored: bool = False) -> Report:
         decision = self.fusion.decide(results)
-        verdict = decision.verdict
-        if verdict is None and ctx.face is not None:
+        verdict, reason = decision.verdict, decision.reason
+        if ctx.face is None:
+            reason = "no face found: nothing to judge"
+        elif verdict is None:
             verdict = "uncertain"  # a face no check could judge is not cleared
         return Report(
             path=path,
             status="ok" if ctx.face is not None else "no_face",
             score=decision.score,
             verdict=verdict,
+            reason=reason,
             flags=decision.flags,
             image=_info(img),
-            faces=ctx.faces,
+            faces=tuple(mirror_face(f, img.width) for f in ctx.faces) if mirrored else ctx.faces,
             checks=results,
             model=self.model_info,
         )
@@ -363,12 +371,14 @@ def platform_copy(image: Image.Image, longer_side: int, quality: int) -> bytes:
 class _Work:
     """One input on its way through the pipeline; ``report`` is set once it is finished."""
 
-    __slots__ = ("path", "file", "image", "detect_input", "faces", "context", "prepared", "results", "report")
+    __slots__ = ("path", "file", "image", "mirrored", "detect_input", "faces", "context", "prepared", "results",
+                 "report")
 
     def __init__(self, path: str | None, *, report: Report | None = None) -> None:
         self.path = path
         self.file: dict[str, int | float] | None = None
         self.image: LoadedImage | None = None
+        self.mirrored = False  # screened as its mirror image (see ganscreen._orientation)
         self.detect_input: tuple[np.ndarray, float] | None = None
         self.faces: list[Face] | None = None
         self.context: CheckContext | None = None

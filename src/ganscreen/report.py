@@ -49,6 +49,7 @@ class Report:
     error: str | None = None
     score: float | None = None
     verdict: str | None = None
+    reason: str | None = None  # one line: why this verdict (the error for an error record)
     flags: tuple[str, ...] = ()
     image: ImageInfo | None = None
     faces: tuple[Face, ...] = ()
@@ -68,6 +69,7 @@ class Report:
             "error": self.error,
             "score": None if self.score is None else round(float(self.score), 5),
             "verdict": self.verdict,
+            "reason": self.reason if self.reason is not None or self.status != "error" else self.error,
             "flags": list(self.flags),
             "image": None if self.image is None else self.image.to_record(),
             "faces": [f.to_record() for f in self.faces],
