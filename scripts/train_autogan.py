@@ -130,11 +130,19 @@ def main() -> None:
     (args.out / "gan").mkdir(parents=True, exist_ok=True)
     chosen = sorted(rng.choice(len(entries), size=min(args.max_images, len(entries)), replace=False).tolist())
     rows = ["file\tlabel\tgenerator\trepo\tcommit\toriginal_path\tlicense_if_stated"]
+    # The reconstructions keep their region's geometry, so they join the face cache directly
+    # with the real region's landmarks (no second face detection).
+    index_path = args.cache / "index.json"
+    index = json.loads(index_path.read_text())
     for i in chosen:
         key, _ = entries[i]
         name = "autogan__" + key.split("/", 1)[1].rsplit(".", 1)[0] + ".png"
-        Image.fromarray(reconstruct(model, regions[i])).save(args.out / "gan" / name)
+        fake = Image.fromarray(reconstruct(model, regions[i]))
+        fake.save(args.out / "gan" / name)
+        fake.save(args.cache / f"gan__{name}")
+        index[f"gan/{name}"] = {"file": f"gan__{name}", "landmarks": index[key]["landmarks"]}
         rows.append(f"gan/{name}\tgan\tautogan\t(made by scripts/train_autogan.py)\t\t{key}\tas its real source")
+    index_path.write_text(json.dumps(index))
     (args.out / "SOURCES.tsv").write_text("\n".join(rows) + "\n")
     summary = {"steps": args.steps, "final_l1": round(float(np.mean(losses[-100:])), 4),
                "minutes": round((time.time() - start) / 60, 2), "written": len(chosen),

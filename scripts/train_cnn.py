@@ -47,12 +47,16 @@ from ganscreen.model import (  # noqa: E402
     to_tensor,
 )
 
-# Held out by default: unseen generators (StyleGAN3, e4e inversions, the GAN-Scanner set),
-# an unseen ordinary-photo source, and the two largest CelebA-HQ sources (aligned like
-# StyleGAN, 1024 px). The smaller CelebA-HQ sources stay in training: without any
-# high-resolution aligned reals the model learns "sharp aligned face = GAN".
-DEFAULT_HOLDOUT = ["gan/sg3perc", "gan/styleclip", "gan/ganscanner", "real/ciplabreal",
-                   "real/starganv2", "real/sean"]
+# Held out by default: unseen generators (StyleGAN3 twice, e4e inversions, the GAN-Scanner
+# set, generated.photos, StyleGAN2-ADA twice, R3GAN, seeprettyface), unseen ordinary-photo
+# sources (tight crops, low-quality photos from restoration projects, misc portraits) and the
+# two largest CelebA-HQ sources (aligned like StyleGAN, 1024 px). The smaller CelebA-HQ
+# sources and the 256-px FFHQ photos stay in training: without high-resolution aligned
+# reals the model learns "sharp aligned face = GAN".
+DEFAULT_HOLDOUT = ["gan/sg3perc", "gan/styleclip", "gan/ganscanner", "gan/agegan", "gan/facemash",
+                   "gan/katasg3", "gan/kenton", "gan/r3gan", "gan/seepretty", "gan/seeprettyyellow",
+                   "real/ciplabreal", "real/starganv2", "real/sean", "real/codeformer", "real/deep3d",
+                   "real/dfdnet", "real/gfpgan", "real/restoreformerpp", "real/sam", "real/styleganex"]
 REGION_EYE_DISTANCE = 96  # cached regions are downscaled so the eyes are at most this far apart
 
 

@@ -76,7 +76,8 @@ def test_csv_output_file(samples, tmp_path) -> None:  # noqa: ANN001
     assert result.exit_code == 0 and result.stdout == ""
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert len(rows) == 8
-    assert {"path", "status", "score", "verdict", "flags", "geometry.eye_error"} <= set(rows[0])
+    assert {"path", "status", "score", "verdict", "reason", "flags", "geometry.eye_error"} <= set(rows[0])
+    assert all(row["reason"] for row in rows)  # every row says why
     aligned = next(r for r in rows if r["path"].endswith("astronaut_ffhq_aligned.jpg"))
     assert "ffhq_alignment" in aligned["flags"].split(";") and float(aligned["geometry.eye_error"]) < 0.03
 

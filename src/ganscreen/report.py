@@ -114,7 +114,7 @@ def _utf8_encodable(text: str) -> bool:
 # --------------------------------------------------------------------------- writers
 
 # file_size and file_mtime let `scan --resume` recognise files already screened.
-CSV_FIXED = ["path", "status", "error", "score", "verdict", "flags", "unstable", "width", "height",
+CSV_FIXED = ["path", "status", "error", "score", "verdict", "reason", "flags", "unstable", "width", "height",
              "format", "n_faces", "face_confidence", "model_version", "file_size", "file_mtime"]
 
 
@@ -132,6 +132,7 @@ def csv_row(record: Mapping[str, Any], check_columns: list[str]) -> dict[str, An
         "error": portable_text(record["error"] or ""),
         "score": "" if record["score"] is None else record["score"],
         "verdict": record["verdict"] or "",
+        "reason": portable_text(record.get("reason") or ""),
         "flags": ";".join(record["flags"]),
         "unstable": "" if not record.get("robustness") else str(record["robustness"]["unstable"]).lower(),
         "width": image.get("width", ""),
