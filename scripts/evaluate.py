@@ -6,8 +6,8 @@ vs aligned reals}, for the fused score and each check alone.
 
 Folders hold ``real/`` and ``gan/`` (and a ``SOURCES.tsv``); a file's source is the part of
 its name before ``__`` (``gan/sg3perc__x.png`` → ``gan/sg3perc``). ``--heldout`` keeps only
-the sources the shipped CNN never trained on (``cnn.json``'s ``holdout``), ``--include``
-names sources explicitly. Every image is screened three ways:
+the sources the shipped CNN never trained on (all but ``cnn.json``'s ``train_sources``),
+``--include`` names sources explicitly. Every image is screened three ways:
 
 * **as found**: the file itself;
 * **re-cropped**: a random crop keeping 70–95 % of each side at a random offset, resized back
@@ -179,7 +179,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, nargs="+", default=[DEFAULT_DATA])
     ap.add_argument("--include", nargs="*", default=None, help="only these sources ('gan/x', 'real/y')")
-    ap.add_argument("--heldout", action="store_true", help="only the sources the shipped CNN never saw")
+    ap.add_argument("--heldout", action="store_true",
+                    help="only sources the shipped CNN never trained on (not in cnn.json's train_sources)")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--workers", type=int, default=None)
@@ -188,9 +189,10 @@ def main() -> None:
     args = ap.parse_args()
 
     include = set(args.include) if args.include is not None else None
-    if args.heldout:
-        include = set(load_json("cnn.json")["holdout"])
     items = list_items(args.data, include)
+    if args.heldout:  # every source the shipped CNN did not train on
+        trained = set(load_json("cnn.json").get("train_sources", []))
+        items = [i for i in items if i.source not in trained]
     if not items:
         raise SystemExit("no images found")
     screener = Screener(device=args.device, workers=args.workers)

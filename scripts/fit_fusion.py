@@ -211,8 +211,12 @@ def main() -> None:
     fusion_pool = ok
     if with_cnn:
         cnn_meta = json.loads((ROOT / "models" / "cnn.json").read_text())
-        fusion_pool = [k for k in ok if _in_holdout(k, cnn_meta["holdout"], sources)]
-        metrics["fusion_pool"] = f"CNN held-out sources: {', '.join(cnn_meta['holdout'])}"
+        if "train_sources" in cnn_meta:  # every source the CNN did not train on
+            trained = set(cnn_meta["train_sources"])
+            fusion_pool = [k for k in ok if source_of(k) not in trained]
+        else:
+            fusion_pool = [k for k in ok if _in_holdout(k, cnn_meta["holdout"], sources)]
+        metrics["fusion_pool"] = "CNN held-out sources: " + ", ".join(sorted({source_of(k) for k in fusion_pool}))
         pool_real = [records[k]["checks"]["cnn"]["score"] for k in fusion_pool
                      if k not in held and y_all[k] == 0 and records[k]["checks"]["cnn"].get("score") is not None]
         cnn_flag = max(0.5, threshold_at_fpr(np.array(pool_real), 0.01))
