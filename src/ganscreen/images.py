@@ -207,7 +207,7 @@ def load_recorded(record: dict | Any) -> LoadedImage:
     if not isinstance(path, str):
         raise ImageLoadError("the record names no file")
     if record.get("status") == "error":
-        raise ImageLoadError(f"not shown: the scan refused this file ({record.get('error') or 'error'})")
+        raise ImageLoadError("not shown: the scan refused this file")
     image, read = load_file(path)
     file = record.get("file") if isinstance(record.get("file"), dict) else {}
     expected = file.get("sha256")
