@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ganscreen._assets import bundle_digest
+from ganscreen._assets import bundle_digest, verify_all
 from ganscreen._version import __version__
 from ganscreen.checks import Check, CheckContext, CheckResult
 from ganscreen.checks.backdrop import BackdropCheck
@@ -144,6 +144,7 @@ class Screener:
             raise ValueError("batch_size must be at least 1")
         if workers is not None and workers < 1:
             raise ValueError("workers must be at least 1")
+        verify_all()  # every shipped parameter file and MTCNN's weights, before any is used
         self.device = resolve_device(device)
         self.batch_size = batch_size if batch_size is not None else auto_batch_size(self.device)
         if max_memory is not None and max_memory < 1:
