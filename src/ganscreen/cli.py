@@ -859,7 +859,7 @@ def _print_table(outcomes: list[tuple[str, Report | None, str]]) -> None:
             flagged.append(f"{path} ({outcome})")
     out.print(grid)
     if flagged:
-        out.print(escape(f"flagged ({len(flagged)}): " + ", ".join(flagged)))
+        out.print(escape(f"flagged ({len(flagged)}): " + ", ".join(flagged)), soft_wrap=True)
     else:
         out.print("flagged: none")
 
