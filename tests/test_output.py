@@ -212,3 +212,13 @@ def test_a_write_error_simulated_in_process_is_one_line_and_exit_2(tmp_path: Pat
     result = runner.invoke(app, ["scan", str(samples), "-o", str(out), *SCAN])
     _one_line_error(result, f"cannot write {out}: No space left on device (1 records written)")
     assert len(out.read_text().splitlines()) == 1
+
+
+def test_report_refuses_a_fifo_page_in_one_line(tmp_path: Path) -> None:
+    records = tmp_path / "scan.jsonl"
+    records.write_text(json.dumps({"path": "gone.jpg", "status": "error", "error": "file not found"}) + "\n")
+    fifo = tmp_path / "page.html"
+    os.mkfifo(fifo)
+    result = runner.invoke(app, ["report", str(records), "-o", str(fifo), "--device", "cpu", "--no-progress"])
+    _one_line_error(result, f"refusing to write {fifo}: it is not a regular file")
+    assert fifo.is_fifo()

@@ -518,7 +518,10 @@ def _render(records_file: Path, html: Path, *, maker: EvidenceMaker | None, evid
             count = write_report(html, loaded.records, maker=maker, evidence_dir=evidence_dir,
                                  source=str(records_file), on_card=lambda: bar.advance(task))
     except OSError as exc:  # the page, or a file under --evidence-dir
-        _fail(err, f"cannot write {exc.filename or html}: {exc.strerror or exc}")
+        from ganscreen._output import OutputError
+
+        _fail(err, str(exc) if isinstance(exc, OutputError)
+              else f"cannot write {exc.filename or html}: {exc.strerror or exc}")
     err.print(escape(f"report: {html} ({count} files)"), highlight=False)
 
 

@@ -56,7 +56,13 @@ if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
 
 
 class ImageLoadError(Exception):
-    """An input could not be turned into an RGB image; the message is one line."""
+    """An input could not be turned into an RGB image; the message is one line.
+
+    ``stamp`` is the file's size and mtime when it was opened and judged by ``fstat``
+    before being refused (an empty file, a FIFO), else ``None``.
+    """
+
+    stamp: dict[str, int | float | str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +130,11 @@ def read_file(path: str | os.PathLike[str], *, root: Path | None = None) -> File
         raise ImageLoadError(f"cannot read file: {exc.strerror or exc}") from None
     try:
         st = os.fstat(fd)
-        _check_opened(fd, st, root)
+        try:
+            _check_opened(fd, st, root)
+        except ImageLoadError as exc:
+            exc.stamp = {"size": st.st_size, "mtime": round(st.st_mtime, 3)}
+            raise
         data = _read_all(fd, st.st_size)
     except OSError as exc:
         raise ImageLoadError(f"cannot read file: {exc.strerror or exc}") from None
@@ -384,8 +394,8 @@ def input_stamp(item: InputFile) -> dict[str, int | float | str] | None:
         return None
     try:
         return read_file(item.path, root=item.root).stamp
-    except ImageLoadError:
-        return None
+    except ImageLoadError as exc:
+        return exc.stamp
 
 
 def iter_inputs(

@@ -250,7 +250,7 @@ class Screener:
         try:
             read = read_file(item.path, root=item.root)
         except ImageLoadError as exc:
-            return _Work(path, report=self._error(path, str(exc)))
+            return _Work(path, report=self._error(path, str(exc), exc.stamp))
         except Exception as exc:  # never let one file end a batch
             return _Work(path, report=self._error(path, f"unexpected error while reading: {_one_line(exc)}"))
         work = self._load(path, read.data)
