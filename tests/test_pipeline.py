@@ -275,3 +275,33 @@ def test_the_memory_budget_caps_the_workers_and_what_one_image_may_take(tmp_path
     assert report.status == "error" and "too large to decode" in report.error and "6144x6144" in report.error
     with pytest.raises(ValueError, match="max_memory"):
         Screener(device="cpu", max_memory=0)
+
+
+def test_the_memory_gate_lets_only_what_fits_run_at_once() -> None:
+    gate = pipeline.MemoryGate(100)
+    inside: list[int] = []
+    peak = [0]
+    lock = threading.Lock()
+    release = threading.Event()
+
+    def job(amount: int) -> None:
+        with gate.hold(amount):
+            with lock:
+                inside.append(amount)
+                peak[0] = max(peak[0], gate.used)
+            release.wait()
+            with lock:
+                inside.remove(amount)
+
+    threads = [threading.Thread(target=job, args=(60,)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    while gate.used == 0:  # the first one is in; the others wait: 60 + 60 > 100
+        threading.Event().wait(0.001)
+    assert gate.used == 60
+    release.set()
+    for t in threads:
+        t.join()
+    assert peak[0] == 60 and gate.used == 0
+    with gate.hold(10_000):  # larger than the whole allowance: runs alone, never deadlocks
+        assert gate.used == 100

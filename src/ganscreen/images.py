@@ -262,6 +262,19 @@ def decode_cost(size: tuple[int, int], mode: str) -> int:
     return size[0] * size[1] * _MODE_BYTES.get(mode, 4)
 
 
+def header_cost(data: bytes) -> int:
+    """Bytes decoding ``data`` may take at its peak, from the header alone (0 when the header
+    cannot be read: the decoder will refuse the file at once anyway). Twice the decoded
+    pixels: decoding, then reducing or converting to RGB, briefly holds two copies."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
+                return 2 * decode_cost(img.size, img.mode)
+    except Exception:  # any header Pillow cannot read: nothing to reserve
+        return 0
+
+
 def _limit_decode(img: Image.Image, max_decode_bytes: int) -> None:
     """Refuse, or (JPEG) decode reduced, an image whose pixels would take too much memory."""
     cost = decode_cost(img.size, img.mode)
@@ -287,11 +300,31 @@ def _reduce(img: Image.Image) -> Image.Image:
     factor = 2
     while pixels / (factor * factor) > MAX_ANALYSIS_PIXELS:
         factor += 1
+    if img.mode in _HIGH_DEPTH:
+        return _reduce_high_depth(img, factor)
     try:
         return img.reduce(factor)
     except (ValueError, NotImplementedError):  # modes reduce() lacks: resize does the same
         size = (max(1, img.size[0] // factor), max(1, img.size[1] // factor))
         return img.resize(size, Image.Resampling.BOX)
+
+
+_HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def _reduce_high_depth(img: Image.Image, factor: int) -> Image.Image:
+    """Box-reduce a 16/32-bit greyscale image strip by strip: Pillow's reduce() refuses these
+    modes and resize() would first convert the whole image to 32 bits (twice its memory)."""
+    width, height = (img.size[0] // factor) * factor, (img.size[1] // factor) * factor
+    rows = factor * max(1, 1_048_576 // max(1, width))  # strips of about a million pixels
+    dtype = {"I": np.int32, "F": np.float32}.get(img.mode, np.uint16)  # I;16 stays 16 bits
+    out = np.empty((height // factor, width // factor), dtype)
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        strip = np.asarray(img.crop((0, top, width, bottom)), dtype=np.float32)
+        means = strip.reshape((bottom - top) // factor, factor, width // factor, factor).mean(axis=(1, 3))
+        out[top // factor:bottom // factor] = means if dtype is np.float32 else np.rint(means)
+    return Image.fromarray(out)  # mode I;16, I or F, as the input
 
 
 def _check_size(size: tuple[int, int], max_pixels: int) -> None:
@@ -346,17 +379,18 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
 
 def _high_depth_to_rgb(img: Image.Image) -> np.ndarray:
     """Scale 16-bit, 32-bit integer and float greyscale to 8 bits (Pillow would clip)."""
-    values = np.asarray(img).astype(np.float64)
     if img.mode.startswith("I;16"):
+        # Integer arithmetic, 4 bytes a pixel: rint(v / 257) exactly (257 is odd, so no ties).
+        grey = ((np.asarray(img).astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    values = np.asarray(img).astype(np.float64)
+    lo, hi = float(np.min(values)), float(np.max(values))
+    if img.mode == "I" and lo >= 0 and hi <= 255:
+        scaled = values
+    elif img.mode == "I" and lo >= 0 and hi <= 65535:
         scaled = values / 257.0
     else:
-        lo, hi = float(np.min(values)), float(np.max(values))
-        if img.mode == "I" and lo >= 0 and hi <= 255:
-            scaled = values
-        elif img.mode == "I" and lo >= 0 and hi <= 65535:
-            scaled = values / 257.0
-        else:
-            scaled = (values - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(values)
+        scaled = (values - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(values)
     grey = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     return np.repeat(grey[:, :, None], 3, axis=2)
 

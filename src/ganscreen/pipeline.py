@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,6 +36,7 @@ from ganscreen.images import (
     ImageLoadError,
     InputFile,
     LoadedImage,
+    header_cost,
     iter_inputs,
     load_image,
     read_file,
@@ -101,6 +103,37 @@ def decode_limit(budget: int) -> int:
     return max(MIN_DECODE_BYTES, min(MAX_DECODE_BYTES, budget - BASE_MEMORY))
 
 
+def decode_pool(budget: int) -> int:
+    """Bytes all workers together may spend decoding at once (see :class:`MemoryGate`):
+    half of what the budget leaves after the models, at most 1 GiB. Workers decoding
+    ordinary photos never wait; two decodes of 100-megapixel images at once do."""
+    return max(2 * MIN_DECODE_BYTES, min(2**30, (budget - BASE_MEMORY) // 2))
+
+
+class MemoryGate:
+    """A shared allowance of bytes: ``hold(n)`` waits until ``n`` more fit (a request larger
+    than the whole allowance runs alone), so concurrent decodes stay within it."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.used = 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, amount: int) -> Iterator[None]:
+        amount = min(max(0, amount), self.capacity)
+        with self._changed:
+            while self.used and self.used + amount > self.capacity:
+                self._changed.wait()
+            self.used += amount
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.used -= amount
+                self._changed.notify_all()
+
+
 def auto_batch_size(device: torch.device) -> int:
     """Images per detection/CNN batch: larger batches pay off on a GPU, not on a CPU."""
     return CUDA_BATCH_SIZE if device.type == "cuda" else DEFAULT_BATCH_SIZE
@@ -131,9 +164,10 @@ class Screener:
         see :data:`ROBUSTNESS_VARIANTS`) and mark the report unstable when a verdict flips.
     max_memory:
         Memory budget in bytes (default: :func:`default_memory_budget`). It caps the
-        workers (:func:`memory_workers`, also when ``workers`` is given) and the bytes one
+        workers (:func:`memory_workers`, also when ``workers`` is given), the bytes one
         image may take to decode (:func:`decode_limit`; larger JPEGs are decoded reduced,
-        other formats refused).
+        other formats refused) and the bytes all workers may spend decoding at once
+        (:func:`decode_pool`).
     """
 
     def __init__(self, *, device: str | torch.device = "auto", batch_size: int | None = None,
@@ -152,6 +186,7 @@ class Screener:
         self.max_memory = max_memory if max_memory is not None else default_memory_budget()
         self.workers = min(workers if workers is not None else auto_workers(), memory_workers(self.max_memory))
         self.max_decode_bytes = decode_limit(self.max_memory)
+        self.decode_gate = MemoryGate(decode_pool(self.max_memory))
         self.robustness = robustness
         self.detector = FaceDetector(device=self.device)
         self.checks: list[Check] = list(checks) if checks is not None else default_checks(self.device)
@@ -263,7 +298,9 @@ class Screener:
         """Decode and shrink for detection (worker threads)."""
         work = _Work(path)
         try:
-            work.image = load_image(source, max_decode_bytes=self.max_decode_bytes)  # type: ignore[arg-type]
+            cost = header_cost(source) if isinstance(source, bytes) else 0
+            with self.decode_gate.hold(cost):
+                work.image = load_image(source, max_decode_bytes=self.max_decode_bytes)  # type: ignore[arg-type]
             work.detect_input = self.detector.prepare(work.image.rgb)
         except ImageLoadError as exc:
             work.report = self._error(path, str(exc))
