@@ -67,6 +67,7 @@ def test_a_symlink_target_writes_the_file_it_leads_to(tmp_path: Path, samples: P
     result = runner.invoke(app, ["scan", str(samples / "astronaut.png"), "-o", str(link), *SCAN])
     assert result.exit_code == 0, result.output
     assert link.is_symlink() and json.loads(real.read_text())["path"].endswith("astronaut.png")
+    assert f"note: {link} is a symbolic link: writing the file it leads to, {real.resolve()}" in result.stderr
     # The HTML page too: the link stays a link, the page lands in its target.
     page, page_link = tmp_path / "page.html", tmp_path / "page_link.html"
     page.write_text("old")

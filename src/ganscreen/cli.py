@@ -305,6 +305,10 @@ def _scan(paths: list[Path], *, output: Path | None, fmt: str, resume: bool, for
         page = None if html is None else output_target(html)
     except OutputError as exc:
         _fail(err, str(exc))
+    for given, real in ((output, target), (html, page)):
+        if given is not None and real is not None and given.is_symlink():
+            err.print(escape(f"note: {given} is a symbolic link: writing the file it leads to, {real}"),
+                      highlight=False)
     missing = [p for p in paths if not os.path.lexists(p)]
     try:
         lock = OutputLock(t for t in (target, page) if t is not None).__enter__()
@@ -472,7 +476,8 @@ def _scan_ray(paths: list[Path], *, output: Path | None, device: str, fail_on: s
     if output is not None:
         err.print(escape(f"records: {output}/ ({sum(counts.values())} records in {fmt} part files)"),
                   highlight=False)
-    _finish(err, counts, 0, fail_on)
+    _finish(err, counts, 0, fail_on, missing=[p for p in paths if not os.path.lexists(p)],
+            inputs=sum(counts.values()), paths=paths)
 
 
 def _stdout() -> IO[str]:
