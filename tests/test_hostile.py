@@ -238,7 +238,9 @@ def test_files_swapped_after_listing_are_refused_not_followed(screener: Screener
     assert "not a regular file" in reports["fifo.png"].error
     assert "outside the scanned folder" in reports["link.png"].error
     assert "outside the scanned folder" in reports["sub/b.png"].error
-    assert all(reports[n].file is None for n in ("fifo.png", "link.png", "sub/b.png"))
+    # Refused before opening: no stamp. The FIFO was opened and judged by fstat: its stamp.
+    assert reports["link.png"].file is None and reports["sub/b.png"].file is None
+    assert reports["fifo.png"].file is not None and reports["fifo.png"].file["size"] == 0
 
 
 def test_read_file_refuses_a_descriptor_outside_its_root(tmp_path: Path) -> None:

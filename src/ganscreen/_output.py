@@ -86,7 +86,8 @@ class OutputLock:
         path = lock_path(target)
         while True:
             try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
+                             0o644)
             except OSError as exc:
                 raise OutputError(f"cannot lock {target} (lock file {path}): {exc.strerror or exc}") from None
             if fcntl is None:

@@ -46,7 +46,8 @@ MAX_FILE_BYTES = 256 * 2**20
 # so every later stage works on at most that many pixels.
 MAX_DECODE_BYTES = 512 * 2**20
 MAX_ANALYSIS_PIXELS = 16_777_216  # 4096 x 4096
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_CLOEXEC", 0))
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 # Our own header check (_check_size) is the size gate; Pillow's warning threshold
