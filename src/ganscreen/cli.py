@@ -310,8 +310,9 @@ def _scan(paths: list[Path], *, output: Path | None, fmt: str, resume: bool, for
             err.print(escape(f"note: {given} is a symbolic link: writing the file it leads to, {real}"),
                       highlight=False)
     missing = [p for p in paths if not os.path.lexists(p)]
+    lock = OutputLock(t for t in (target, page) if t is not None)
     try:
-        lock = OutputLock(t for t in (target, page) if t is not None).__enter__()
+        lock.__enter__()  # held until the page is rendered: no other scan writes these meanwhile
     except OutputError as exc:
         _fail(err, str(exc))
     try:
@@ -385,8 +386,9 @@ def _scan_to(inputs: list[InputFile], screener: Any, *, target: Path | None, out
     # judges the whole scan, not only the part this run did.
     counts: Counter[str] = Counter(r.outcome for r in kept if r is not None)
     texts = [None if r is None else r.text for r in kept]
-    outcomes: list[tuple[str, Report | None, str]] = [
-        (str(item.path), None, r.outcome) for item, r in zip(inputs, kept, strict=True) if r is not None]
+    # For the table, in input order: (path, the report or None for a kept record, outcome).
+    rows: list[tuple[str, Report | None, str] | None] = [
+        None if r is None else (str(item.path), None, r.outcome) for item, r in zip(inputs, kept, strict=True)]
     pending = [i for i, r in enumerate(kept) if r is None]
     bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
                    TimeRemainingColumn(), console=err, disable=not progress, transient=table)
@@ -402,18 +404,14 @@ def _scan_to(inputs: list[InputFile], screener: Any, *, target: Path | None, out
                     _write_evidence(maker, evidence_dir, report.to_record(), err)
                 texts[index] = _write(writer, report, stop, output, err)
                 counts[_outcome(report)] += 1
-                if table:
-                    outcomes.append((str(inputs[index].path), report, _outcome(report)))
+                rows[index] = (str(inputs[index].path), report, _outcome(report))
                 bar.advance(task)
         failed = False
     finally:
         _close(stream, quiet=failed)
     if existing is not None and target is not None:
         _settle(target, writer.header() if writer.fmt == "csv" else "", texts, err)
-    if table:
-        order = {str(item.path): i for i, item in enumerate(inputs)}
-        outcomes.sort(key=lambda o: order.get(o[0], 0))
-    return counts, writer, outcomes
+    return counts, writer, [row for row in rows if row is not None]
 
 
 def _close(stream: IO[str], *, quiet: bool) -> None:
