@@ -152,3 +152,24 @@ def test_debug_adds_the_traceback_to_the_one_line_message(tmp_path, monkeypatch)
     assert debug.exit_code == 2 and "Traceback" in debug.stderr
     assert debug.stderr.strip().splitlines()[-1] == "error: RuntimeError: something unforeseen"
     cli._State.debug = False
+
+
+def test_max_memory_takes_sizes_and_refuses_nonsense(samples, monkeypatch) -> None:  # noqa: ANN001
+    from ganscreen import cli, pipeline
+
+    assert cli._parse_bytes("4G") == 4 * 2**30 and cli._parse_bytes("512MiB") == 512 * 2**20
+    assert cli._parse_bytes("1.5k") == 1536 and cli._parse_bytes(None) is None
+    bad = runner.invoke(app, ["scan", str(samples), "--max-memory", "lots"])
+    assert bad.exit_code == 2 and "not a size such as 4G" in bad.stderr
+    seen = {}
+    real_init = pipeline.Screener.__init__
+
+    def spy(self, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        real_init(self, **kwargs)
+        seen.update(workers=self.workers, budget=self.max_memory)
+
+    monkeypatch.setattr(pipeline.Screener, "__init__", spy)
+    result = runner.invoke(app, ["scan", str(samples / "astronaut.png"), "--max-memory", "1200M", "--workers", "8",
+                                 "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"workers": 1, "budget": 1200 * 2**20}  # 1 GB for the models leaves one worker

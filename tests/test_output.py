@@ -89,8 +89,9 @@ def test_replace_file_is_all_or_nothing(tmp_path: Path) -> None:
         replace_file(target, fails)
     assert target.read_text() == "old page"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["page.html"]
+    target.chmod(0o600)  # private results stay private when the file is replaced
     replace_file(target, lambda fh: fh.write("new page"))
-    assert target.read_text() == "new page"
+    assert target.read_text() == "new page" and (target.stat().st_mode & 0o777) == 0o600
 
 
 # --------------------------------------------------------------------------- the lock

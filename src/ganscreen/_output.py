@@ -140,7 +140,7 @@ def replace_file(target: Path, write: Callable[[IO[str]], object], *, newline: s
             fh.flush()
             os.fsync(fh.fileno())
         with contextlib.suppress(OSError):
-            os.chmod(tmp, 0o644 & ~_umask())
+            os.chmod(tmp, _mode_for(target))  # mkstemp makes it 0600
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -148,7 +148,11 @@ def replace_file(target: Path, write: Callable[[IO[str]], object], *, newline: s
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _mode_for(target: Path) -> int:
+    """The permissions the replacement gets: the replaced file's, or what ``open`` gives."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        mask = os.umask(0)  # read the umask (there is no other way); restored at once
+        os.umask(mask)
+        return 0o666 & ~mask
