@@ -224,3 +224,13 @@ def test_report_refuses_a_fifo_page_in_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", str(records), "-o", str(fifo), "--device", "cpu", "--no-progress"])
     _one_line_error(result, f"refusing to write {fifo}: it is not a regular file")
     assert fifo.is_fifo()
+
+
+def test_report_and_campaign_refuse_a_fifo_as_records_without_waiting(tmp_path: Path) -> None:
+    fifo = tmp_path / "scan.jsonl"
+    os.mkfifo(fifo)  # nobody writes to it: opening it the usual way would wait forever
+    result = runner.invoke(app, ["report", str(fifo), "-o", str(tmp_path / "r.html"), "--device", "cpu",
+                                 "--no-progress"])
+    _one_line_error(result, f"cannot read {fifo}: not a regular file")
+    result = runner.invoke(app, ["campaign", "--from-scan", str(fifo), "--no-progress"])
+    _one_line_error(result, f"cannot read {fifo}: not a regular file")

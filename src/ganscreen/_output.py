@@ -7,6 +7,7 @@
 - :class:`OutputLock` holds an exclusive OS lock (``fcntl.flock``) for a scan's whole life
   on a lock file beside each output, holding the writer's pid: a second scan writing the
   same file stops at once with :class:`OutputBusy` instead of interleaving records.
+- :func:`open_records` opens a records file to read back, refusing FIFOs and devices.
 - :func:`replace_file` writes a whole file to a temporary file in the same folder and
   renames it over the target, so a reader sees the old file or the new one, never half.
 """
@@ -56,6 +57,19 @@ def output_target(path: Path) -> Path:
         raise OutputError(f"refusing to write {path}: it is not a regular file (a device, FIFO or "
                           "socket); give a file path")
     return target
+
+
+def open_records(path: Path) -> IO[bytes]:
+    """Open a records file to read, refusing (without blocking) anything but a regular file:
+    ``ganscreen report FIFO`` must not wait forever for a writer."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OutputError("not a regular file (a FIFO, device or socket)")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def lock_path(target: Path) -> Path:

@@ -121,9 +121,11 @@ def read_records(path: Path) -> Records:
     out; any other line that is not a ganscreen record raises :class:`RecordsError`.
     Raises ``OSError`` when the file cannot be read.
     """
+    from ganscreen._output import open_records
+
     records: list[dict[str, Any]] = []
     torn = 0
-    with path.open("rb") as fh:
+    with open_records(path) as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
