@@ -112,8 +112,8 @@ def _one_error_path(command: F) -> F:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)  # type: ignore[operator]
-        except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
-            raise
+        except (typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt, SystemExit):
+            raise  # click reports usage errors itself (exit 2)
         except Exception as exc:
             if _State.debug:
                 traceback.print_exc()
@@ -147,9 +147,9 @@ def _parse_bytes(text: str | None) -> int | None:
     try:
         number = float(value)
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a size such as 4G or 512M") from None
+        raise typer.BadParameter(f"{text!r} is not a size such as 4G or 512M", param_hint="--max-memory") from None
     if number <= 0:
-        raise typer.BadParameter("must be above zero")
+        raise typer.BadParameter("must be above zero", param_hint="--max-memory")
     return int(number * scale)
 
 
