@@ -822,9 +822,11 @@ def _plan_resume(inputs: list[InputFile], existing: ExistingOutput, *, version: 
         kept.append(record)
     reused = sum(r is not None for r in kept)
     line = f"resuming {output}: {reused} records kept"
-    dropped = len(existing.records) - reused - gone
-    if dropped:
-        line += f", {dropped} records of changed files (or made by another version) to be replaced"
+    dropped = len(existing.records) - reused - gone - sum(len(left[p]) for p in strangers) - len(other)
+    if dropped > 0:
+        line += f", {dropped} records of changed files to be replaced"
+    if other:
+        line += f", {len(other)} records of another model version to be replaced (--force)"
     if gone:
         line += f", {gone} records of files that are gone dropped"
     if strangers:
