@@ -252,3 +252,43 @@ def test_read_file_refuses_a_descriptor_outside_its_root(tmp_path: Path) -> None
         read_file(outside / "a.png", root=inside.resolve())
     read = read_file(outside / "a.png")
     assert read.data == b"x" and read.stamp["sha256"] == hashlib.sha256(b"x").hexdigest()
+
+
+def test_a_fifo_swapped_in_after_the_lstat_is_refused_by_fstat_without_blocking(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race the descriptor check exists for: the path was a regular file when looked at
+    (lstat), and is a FIFO nobody writes to when opened. O_NONBLOCK returns at once and
+    fstat on the descriptor refuses it."""
+    regular = tmp_path / "was_a_photo.jpg"
+    regular.write_bytes(b"\xff\xd8")
+    fifo = tmp_path / "now_a_fifo.jpg"
+    os.mkfifo(fifo)
+    real_lstat = os.lstat
+
+    def looked_earlier(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        return real_lstat(regular) if os.fspath(path) == str(fifo) else real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", looked_earlier)
+    with pytest.raises(ImageLoadError, match="not a regular file") as caught:
+        read_file(fifo, root=tmp_path.resolve())
+    assert caught.value.stamp is not None and caught.value.stamp["size"] == 0
+
+
+def test_a_link_swapped_in_after_resolving_is_not_followed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path was resolved while it was a plain file; by the time it is opened it is a link
+    to a file outside: O_NOFOLLOW refuses it rather than reading the outside file."""
+    secret = tmp_path / "outside.png"
+    secret.write_bytes(b"\x89PNG secret")
+    root = tmp_path / "tree"
+    root.mkdir()
+    link = root / "photo.png"
+    link.symlink_to(secret)
+    monkeypatch.setattr(os.path, "realpath", lambda path, strict=False: os.path.abspath(path))
+    with pytest.raises(ImageLoadError, match="replaced by a symbolic link while scanning"):
+        read_file(link, root=root.resolve())
+    # And when the swap lands between that last look (lstat) and the open: O_NOFOLLOW.
+    real_lstat = os.lstat
+    monkeypatch.setattr(os, "lstat", lambda path, *a, **k: real_lstat(secret) if os.fspath(path) == str(link)
+                        else real_lstat(path, *a, **k))
+    with pytest.raises(ImageLoadError, match="replaced by a symbolic link while scanning"):
+        read_file(link, root=root.resolve())

@@ -118,6 +118,18 @@ def read_file(path: str | os.PathLike[str], *, root: Path | None = None) -> File
     if root is not None and not _is_within(Path(real), root):
         raise ImageLoadError(OUTSIDE_MESSAGE)
     try:
+        # Not a verdict (fstat on the descriptor is), only so that a device node is not even
+        # opened in the ordinary case: opening some devices does something.
+        before = os.lstat(real)
+    except OSError:
+        before = None
+    if before is not None and stat.S_ISLNK(before.st_mode):
+        raise ImageLoadError(_SWAPPED_LINK)
+    if before is not None and not (stat.S_ISREG(before.st_mode) or stat.S_ISDIR(before.st_mode)):
+        error = ImageLoadError("not a regular file (a FIFO, device or socket)")
+        error.stamp = {"size": before.st_size, "mtime": round(before.st_mtime, 3)}
+        raise error
+    try:
         fd = os.open(real, _OPEN_FLAGS)
     except FileNotFoundError:
         raise ImageLoadError("file not found") from None
@@ -125,7 +137,7 @@ def read_file(path: str | os.PathLike[str], *, root: Path | None = None) -> File
         raise ImageLoadError("permission denied") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise ImageLoadError("replaced by a symbolic link while scanning; not followed") from None
+            raise ImageLoadError(_SWAPPED_LINK) from None
         if exc.errno == errno.ENXIO:
             raise ImageLoadError("not a regular file (a socket or device)") from None
         raise ImageLoadError(f"cannot read file: {exc.strerror or exc}") from None
@@ -147,6 +159,7 @@ def read_file(path: str | os.PathLike[str], *, root: Path | None = None) -> File
 
 
 OUTSIDE_MESSAGE = "symbolic link points outside the scanned folder (use --follow-symlinks to allow)"
+_SWAPPED_LINK = "replaced by a symbolic link while scanning; not followed"
 
 
 def _check_opened(fd: int, st: os.stat_result, root: Path | None) -> None:
