@@ -86,3 +86,91 @@ def test_python_dash_m_entry_point() -> None:
     result = subprocess.run([sys.executable, "-m", "ganscreen", "--version"], capture_output=True,
                             text=True, check=False)
     assert result.returncode == 0 and result.stdout.startswith("ganscreen ")
+
+
+def test_a_missing_path_exits_2_after_recording_what_exists(samples, tmp_path) -> None:  # noqa: ANN001
+    out = tmp_path / "scan.jsonl"
+    missing = tmp_path / "typo"
+    result = runner.invoke(app, ["scan", str(samples / "astronaut.png"), str(missing), "-o", str(out),
+                                 "--device", "cpu", "--fail-on", "never", "--no-progress"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: no such file or folder: {missing} (records written for the other inputs)")
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["status"] for r in records] == ["ok", "error"] and records[1]["error"] == "file not found"
+    # Even when nothing would be flagged: a mistyped path must not pass a CI step.
+    assert runner.invoke(app, ["scan", str(missing), "--fail-on", "never", "--no-progress"]).exit_code == 2
+
+
+def test_no_input_found_exits_2(tmp_path) -> None:  # noqa: ANN001
+    (tmp_path / "notes.txt").write_text("not an image suffix")
+    result = runner.invoke(app, ["scan", str(tmp_path), "--device", "cpu", "--fail-on", "never", "--no-progress"])
+    assert result.exit_code == 2 and "no input files found in" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_terminal_gets_a_table_and_the_flagged_files_by_name(scan_samples, samples,  # noqa: ANN001
+                                                               monkeypatch) -> None:  # noqa: ANN001
+    from ganscreen import cli
+
+    monkeypatch.setattr(cli, "_stdout_is_terminal", lambda: True)
+    result = runner.invoke(app, ["scan", str(samples), "--device", "cpu", "--fail-on", "never", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "{" not in result.stdout, "no JSON for a person at a terminal"
+    header = result.stdout.splitlines()[0].split()
+    assert header == ["file", "verdict", "score", "flags"]
+    records = [json.loads(line) for line in scan_samples.stdout.splitlines()]
+    flagged = [r["path"] for r in records if r["verdict"] in ("gan", "uncertain")]
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary.startswith(f"flagged ({len(flagged)}): ")
+    for path in flagged:
+        assert path in summary
+    assert "FFHQ-aligned eyes" in result.stdout  # flags in words, not identifiers
+    # Asked for explicitly, JSON Lines it is, terminal or not.
+    asked = runner.invoke(app, ["scan", str(samples / "astronaut.png"), "--format", "jsonl", "--device", "cpu",
+                                "--no-progress"])
+    assert json.loads(asked.stdout)["path"].endswith("astronaut.png")
+
+
+def test_help_does_not_import_torch_and_shows_brackets() -> None:
+    code = ("import sys; from typer.testing import CliRunner; from ganscreen.cli import app; "
+            "r = CliRunner().invoke(app, ['scan', '--help']); "
+            "print('torch' in sys.modules, \"'ganscreen[ray]'\" in r.output, r.exit_code)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.stdout.split() == ["False", "True", "0"], result.stderr
+
+
+def test_debug_adds_the_traceback_to_the_one_line_message(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    from ganscreen import cli
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("something unforeseen")
+
+    monkeypatch.setattr(cli, "_scan", broken)
+    plain = runner.invoke(app, ["scan", str(tmp_path)])
+    assert plain.exit_code == 2 and plain.stderr.strip() == "error: RuntimeError: something unforeseen"
+    debug = runner.invoke(app, ["--debug", "scan", str(tmp_path)])
+    assert debug.exit_code == 2 and "Traceback" in debug.stderr
+    assert debug.stderr.strip().splitlines()[-1] == "error: RuntimeError: something unforeseen"
+    cli._State.debug = False
+
+
+def test_max_memory_takes_sizes_and_refuses_nonsense(samples, monkeypatch) -> None:  # noqa: ANN001
+    from ganscreen import cli, pipeline
+
+    assert cli._parse_bytes("4G") == 4 * 2**30 and cli._parse_bytes("512MiB") == 512 * 2**20
+    assert cli._parse_bytes("1.5k") == 1536 and cli._parse_bytes(None) is None
+    bad = runner.invoke(app, ["scan", str(samples), "--max-memory", "lots"])
+    assert bad.exit_code == 2 and "not a size such as 4G" in bad.stderr
+    seen = {}
+    real_init = pipeline.Screener.__init__
+
+    def spy(self, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        real_init(self, **kwargs)
+        seen.update(workers=self.workers, budget=self.max_memory)
+
+    monkeypatch.setattr(pipeline.Screener, "__init__", spy)
+    result = runner.invoke(app, ["scan", str(samples / "astronaut.png"), "--max-memory", "1200M", "--workers", "8",
+                                 "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"workers": 1, "budget": 1200 * 2**20}  # 1 GB for the models leaves one worker

@@ -8,6 +8,7 @@ API and once through the CLI.
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import json
 import os
@@ -23,6 +24,7 @@ from typer.testing import CliRunner
 
 from ganscreen import Screener
 from ganscreen.cli import app
+from ganscreen.images import ImageLoadError, iter_inputs, read_file
 from ganscreen.report import Report
 
 runner = CliRunner()
@@ -97,6 +99,11 @@ def _make_inputs(root: Path, face: Image.Image) -> dict[str, Expect]:
         "ünïcödé 写真.jpg": (jpeg, Expect("ok")),
         "new\nline.jpg": (jpeg, Expect("ok")),
         "<img src=x onerror=alert(1)>.jpg": (jpeg, Expect("ok")),
+        # Formats Pillow could open but the scan does not allow, whatever the suffix says.
+        "ghost.jpg": (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n",
+                      Expect("error", "not a recognised image format (allowed")),
+        "icon.png": (_encode(face.resize((32, 32)), "ICO"), Expect("error", "not a recognised image")),
+        "photo.pcx.jpg": (_encode(face, "PCX"), Expect("error", "not a recognised image")),
     }
     for name, (data, _) in files.items():
         (root / name).write_bytes(data)
@@ -116,6 +123,8 @@ def _make_inputs(root: Path, face: Image.Image) -> dict[str, Expect]:
     for name in ("self.jpg", "ping.jpg", "pong.jpg"):
         expected[name] = Expect("error", "looping")
     (root / "again").symlink_to(root, target_is_directory=True)  # a folder loop: never entered
+    os.mkfifo(root / "pipe.jpg")  # a FIFO nobody writes to: refused at once, never waited on
+    expected["pipe.jpg"] = Expect("error", "not a regular file")
     return expected
 
 
@@ -135,14 +144,14 @@ def _lock(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path.chmod(0)
     if os.geteuid() != 0:
         return
-    real_open = Path.open
+    real_open = os.open
 
-    def guarded_open(self: Path, *args: object, **kwargs: object):  # noqa: ANN202
-        if self.name == path.name:
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
-        return real_open(self, *args, **kwargs)  # type: ignore[arg-type]
+    def guarded_open(target: object, *args: object, **kwargs: object) -> int:
+        if os.path.basename(os.fsdecode(target)) == path.name:  # type: ignore[arg-type]
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(target))
+        return real_open(target, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Path, "open", guarded_open)
+    monkeypatch.setattr(os, "open", guarded_open)
 
 
 # --------------------------------------------------------------------------- checks
@@ -199,3 +208,87 @@ def test_cli_writes_one_json_line_per_hostile_input(hostile: tuple[Path, dict[st
     assert by_name["locked.jpg"]["error"] == "permission denied"
     summary = result.stderr.strip().splitlines()[-1]
     assert summary.endswith(f"{sum(e.status == 'error' for e in expected.values())} error")
+
+
+def test_files_swapped_after_listing_are_refused_not_followed(screener: Screener, tmp_path: Path,
+                                                              samples: Path) -> None:
+    """Between listing and reading, a photo becomes a FIFO, a link to a file outside the
+    tree, or a folder on the way becomes a link outside: none is read, none blocks."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    face = (samples / "astronaut.png").read_bytes()
+    (outside / "secret.png").write_bytes(face)
+    (outside / "sub").mkdir()
+    (outside / "sub" / "b.png").write_bytes(face)
+    root = tmp_path / "tree"
+    (root / "sub").mkdir(parents=True)
+    for name in ("fifo.png", "link.png", "kept.png", "sub/b.png"):
+        (root / name).write_bytes(face)
+    items = list(iter_inputs([root]))
+    assert [i.error for i in items] == [None] * 4
+    (root / "fifo.png").unlink()
+    os.mkfifo(root / "fifo.png")
+    (root / "link.png").unlink()
+    (root / "link.png").symlink_to(outside / "secret.png")
+    (root / "sub" / "b.png").unlink()
+    (root / "sub").rmdir()
+    (root / "sub").symlink_to(outside / "sub", target_is_directory=True)
+    reports = {os.path.relpath(r.path, root): r for r in screener.scan_inputs(items)}
+    assert reports["kept.png"].status == "ok"
+    assert "not a regular file" in reports["fifo.png"].error
+    assert "outside the scanned folder" in reports["link.png"].error
+    assert "outside the scanned folder" in reports["sub/b.png"].error
+    # Refused before opening: no stamp. The FIFO was opened and judged by fstat: its stamp.
+    assert reports["link.png"].file is None and reports["sub/b.png"].file is None
+    assert reports["fifo.png"].file is not None and reports["fifo.png"].file["size"] == 0
+
+
+def test_read_file_refuses_a_descriptor_outside_its_root(tmp_path: Path) -> None:
+    inside, outside = tmp_path / "in", tmp_path / "out"
+    inside.mkdir()
+    outside.mkdir()
+    (outside / "a.png").write_bytes(b"x")
+    with pytest.raises(ImageLoadError, match="outside"):
+        read_file(outside / "a.png", root=inside.resolve())
+    read = read_file(outside / "a.png")
+    assert read.data == b"x" and read.stamp["sha256"] == hashlib.sha256(b"x").hexdigest()
+
+
+def test_a_fifo_swapped_in_after_the_lstat_is_refused_by_fstat_without_blocking(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race the descriptor check exists for: the path was a regular file when looked at
+    (lstat), and is a FIFO nobody writes to when opened. O_NONBLOCK returns at once and
+    fstat on the descriptor refuses it."""
+    regular = tmp_path / "was_a_photo.jpg"
+    regular.write_bytes(b"\xff\xd8")
+    fifo = tmp_path / "now_a_fifo.jpg"
+    os.mkfifo(fifo)
+    real_lstat = os.lstat
+
+    def looked_earlier(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        return real_lstat(regular) if os.fspath(path) == str(fifo) else real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", looked_earlier)
+    with pytest.raises(ImageLoadError, match="not a regular file") as caught:
+        read_file(fifo, root=tmp_path.resolve())
+    assert caught.value.stamp is not None and caught.value.stamp["size"] == 0
+
+
+def test_a_link_swapped_in_after_resolving_is_not_followed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path was resolved while it was a plain file; by the time it is opened it is a link
+    to a file outside: O_NOFOLLOW refuses it rather than reading the outside file."""
+    secret = tmp_path / "outside.png"
+    secret.write_bytes(b"\x89PNG secret")
+    root = tmp_path / "tree"
+    root.mkdir()
+    link = root / "photo.png"
+    link.symlink_to(secret)
+    monkeypatch.setattr(os.path, "realpath", lambda path, strict=False: os.path.abspath(path))
+    with pytest.raises(ImageLoadError, match="replaced by a symbolic link while scanning"):
+        read_file(link, root=root.resolve())
+    # And when the swap lands between that last look (lstat) and the open: O_NOFOLLOW.
+    real_lstat = os.lstat
+    monkeypatch.setattr(os, "lstat", lambda path, *a, **k: real_lstat(secret) if os.fspath(path) == str(link)
+                        else real_lstat(path, *a, **k))
+    with pytest.raises(ImageLoadError, match="replaced by a symbolic link while scanning"):
+        read_file(link, root=root.resolve())

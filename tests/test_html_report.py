@@ -304,3 +304,35 @@ def test_headless_chromium_sorts_and_filters(scanned: Scanned, tmp_path: Path) -
     assert len(cards) == len(records) and len(visible) == 2
     assert all('data-outcome="error"' in c for c in visible)
     assert f"2 of {len(records)} shown" in errors.stdout
+
+
+def test_what_the_scan_refused_or_did_not_see_is_never_shown(tmp_path: Path, samples: Path) -> None:
+    """A link leading outside the tree gets an error record and a placeholder, not a thumbnail
+    of the outside file; a photo whose bytes changed after the scan is not shown either."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy2(samples / "astronaut.png", outside / "secret.png")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy2(samples / "astronaut.png", folder / "kept.png")
+    shutil.copy2(samples / "astronaut_recropped.jpg", folder / "swapped.jpg")
+    (folder / "escape.png").symlink_to(outside / "secret.png")
+    html = tmp_path / "report.html"
+    result = runner.invoke(app, ["scan", str(folder), "--format", "html", "-o", str(html), "--device", "cpu",
+                                 "--fail-on", "never", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    cards = {re.search(r'<h2 class="name">([^<]*)</h2>', c).group(1): c  # type: ignore[union-attr]
+             for c in CARD.findall(html.read_text(encoding="utf-8"))}
+    assert "outside the scanned folder" in cards["escape.png"]
+    assert "data:image" not in cards["escape.png"] and "placeholder" in cards["escape.png"]
+    assert "data:image" in cards["kept.png"] and "data:image" in cards["swapped.jpg"]
+    # Same name, other bytes (a photo swapped in after the scan): the report shows none of it.
+    shutil.copy2(samples / "chelsea_no_face.jpg", folder / "swapped.jpg")
+    again = tmp_path / "again.html"
+    result = runner.invoke(app, ["report", str(records_path(html)), "-o", str(again), "--device", "cpu",
+                                 "--no-progress"])
+    assert result.exit_code == 0, result.output
+    cards = {re.search(r'<h2 class="name">([^<]*)</h2>', c).group(1): c  # type: ignore[union-attr]
+             for c in CARD.findall(again.read_text(encoding="utf-8"))}
+    assert "content changed after the scan" in cards["swapped.jpg"] and "data:image" not in cards["swapped.jpg"]
+    assert "data:image" not in cards["escape.png"] and "data:image" in cards["kept.png"]

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ganscreen import images
 from ganscreen.images import (
     MAX_PIXELS,
     ImageLoadError,
@@ -587,3 +588,47 @@ def test_iter_inputs_odd_file_names(tmp_path):
     assert all(i.error is None for i in items)
     for item in items:
         assert load_image(item.path).rgb.shape == (2, 2, 3)
+
+
+# --------------------------------------------------------------------------- bounded decoding
+
+
+def test_decode_cost_comes_from_the_header_before_decoding() -> None:
+    assert images.decode_cost((1000, 500), "I;16") == 1_000_000
+    assert images.decode_cost((1000, 500), "RGB") == 1_500_000
+    assert images.decode_cost((1000, 500), "RGBA") == 2_000_000
+
+
+def test_a_16_bit_png_over_the_decode_limit_is_refused_with_its_cost() -> None:
+    data = _encode(Image.fromarray(np.zeros((400, 500), np.uint16)), "PNG")
+    message = _load_error(data, max_decode_bytes=300_000)  # needs 400 000 bytes
+    assert "too large to decode" in message and "500x400" in message and "I;16" in message
+    assert load_image(data, max_decode_bytes=400_000).rgb.shape == (400, 500, 3)
+
+
+def test_a_jpeg_over_the_decode_limit_is_decoded_reduced() -> None:
+    data = _encode(_noise(800, 600), "JPEG", quality=90)
+    loaded = load_image(data, max_decode_bytes=800 * 600 * 3 // 3)  # a third of its cost
+    assert loaded.rgb.shape == (300, 400, 3)  # DCT-scaled to 1/2, the largest that fits
+    assert load_image(data).rgb.shape == (600, 800, 3)
+
+
+def test_photos_over_the_analysis_size_are_reduced_after_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(images, "MAX_ANALYSIS_PIXELS", 100 * 100)
+    loaded = load_image(_encode(_noise(300, 200), "PNG"))
+    # Reduced by 3, the smallest whole factor that fits (a partial last row may be kept).
+    assert loaded.rgb.shape[1] == 100 and loaded.rgb.shape[0] in (66, 67)
+    grey16 = Image.fromarray((np.arange(300 * 200, dtype=np.uint16) % 65535).reshape(200, 300))
+    reduced = load_image(_encode(grey16, "PNG")).rgb
+    assert reduced.shape[1] == 100 and reduced.shape[0] in (66, 67)
+
+
+def test_only_allowed_formats_are_decoded_by_content(tmp_path: Path) -> None:
+    face = _noise(16, 16)
+    for fmt in ("PCX", "ICO", "TGA", "PPM"):
+        path = tmp_path / f"x_{fmt}.jpg"
+        path.write_bytes(_encode(face, fmt))
+        assert "not a recognised image format" in _load_error(path), fmt
+    png_named_jpg = tmp_path / "really_png.jpg"
+    png_named_jpg.write_bytes(_encode(face, "PNG"))
+    assert load_image(png_named_jpg).format == "PNG"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import ganscreen
-from ganscreen import Report, Screener
+from ganscreen import Report, Screener, pipeline
 from ganscreen.checks import CheckContext, CheckResult
 
 
@@ -258,3 +258,50 @@ def test_large_photos_are_screened_a_few_at_a_time(samples, monkeypatch: pytest.
     split = [r.to_record() for r in screener.scan(files)]
     assert sizes == [2, 2, 1]
     assert [r["score"] for r in split] == pytest.approx([r["score"] for r in whole], abs=5e-4)
+
+
+def test_the_memory_budget_caps_the_workers_and_what_one_image_may_take(tmp_path) -> None:  # noqa: ANN001
+    from ganscreen.images import MAX_DECODE_BYTES
+
+    roomy = Screener(device="cpu", workers=8, max_memory=pipeline.BASE_MEMORY + 2 * pipeline.WORKER_MEMORY)
+    assert roomy.workers == 2 and roomy.max_decode_bytes == MAX_DECODE_BYTES
+    tight = Screener(device="cpu", workers=4, max_memory=pipeline.BASE_MEMORY + 2 * 2**20)
+    assert tight.workers == 1 and tight.max_decode_bytes == pipeline.MIN_DECODE_BYTES
+    assert pipeline.memory_workers(pipeline.default_memory_budget()) >= 1
+    # A 16-bit grey PNG that decodes to 72 MiB: over the tight screener's 64 MiB, a clear error.
+    path = tmp_path / "deep.png"
+    Image.fromarray(np.zeros((6144, 6144), np.uint16)).save(path)
+    report = tight.screen(path)
+    assert report.status == "error" and "too large to decode" in report.error and "6144x6144" in report.error
+    with pytest.raises(ValueError, match="max_memory"):
+        Screener(device="cpu", max_memory=0)
+
+
+def test_the_memory_gate_lets_only_what_fits_run_at_once() -> None:
+    gate = pipeline.MemoryGate(100)
+    inside: list[int] = []
+    peak = [0]
+    lock = threading.Lock()
+    release = threading.Event()
+
+    def job(amount: int) -> None:
+        with gate.hold(amount):
+            with lock:
+                inside.append(amount)
+                peak[0] = max(peak[0], gate.used)
+            release.wait()
+            with lock:
+                inside.remove(amount)
+
+    threads = [threading.Thread(target=job, args=(60,)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    while gate.used == 0:  # the first one is in; the others wait: 60 + 60 > 100
+        threading.Event().wait(0.001)
+    assert gate.used == 60
+    release.set()
+    for t in threads:
+        t.join()
+    assert peak[0] == 60 and gate.used == 0
+    with gate.hold(10_000):  # larger than the whole allowance: runs alone, never deadlocks
+        assert gate.used == 100

@@ -241,7 +241,8 @@ def cli_local(cli_inputs: list[str], tmp_path_factory: pytest.TempPathFactory) -
     out = tmp_path_factory.mktemp("local") / "scan.jsonl"
     result = runner.invoke(app, ["scan", *cli_inputs, "-o", str(out), "--device", "cpu",
                                  "--fail-on", "never", "--no-progress"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output  # gone.jpg does not exist: the records are written
+    assert "no such file or folder" in result.stderr
     records = by_path(json.loads(line) for line in out.read_text(encoding="utf-8").splitlines())
     assert len(records) == 10
     return records
@@ -253,7 +254,9 @@ def test_cli_ray_jsonl_folder_holds_the_local_records(cli_inputs: list[str], cli
     result = runner.invoke(app, ["scan", "--engine", "ray", *cli_inputs, "-o", str(out), "--device", "cpu",
                                  "--actors", "2", "--batch-size", "3", "--fail-on", "uncertain",
                                  "--no-progress"])
-    assert result.exit_code == 1, result.output  # the aligned astronaut is uncertain
+    # The aligned astronaut is uncertain, but gone.jpg does not exist: that fails louder.
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("error: no such file or folder:")
     assert result.stdout == ""
     records = by_path(read_jsonl_folder(out))
     assert_same_records(records, cli_local)
@@ -268,7 +271,7 @@ def test_cli_ray_parquet_folder_has_flat_columns_and_full_records(cli_inputs: li
     out = tmp_path / "scan.parquet"
     result = runner.invoke(app, ["scan", "--engine", "ray", *cli_inputs, "-o", str(out), "--device", "cpu",
                                  "--actors", "1", "--fail-on", "never", "--no-progress"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output  # gone.jpg
     table = pq.read_table(out)
     assert table.schema.remove_metadata() == RECORD_SCHEMA.remove_metadata()
     records = by_path(json.loads(text) for text in table.column("record").to_pylist())

@@ -224,14 +224,15 @@ def test_csv_resume_repairs_and_matches_a_fresh_scan(tmp_path: Path, samples: Pa
     assert "torn last line" in result.stderr
     assert sorted(out.read_bytes().split(b"\r\n")) == sorted(data.split(b"\r\n"))
 
-    # A file changed since it was recorded is screened again (its old record stays).
+    # A file touched since it was recorded is screened again, and its old record replaced.
     changed = folder / "face 160.jpg"
     os.utime(changed, (time.time() - 60, time.time() - 60))
     result = runner.invoke(app, ["scan", str(folder), "-o", str(out), "--resume", *args])
     assert result.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode("utf-8"), newline="")))
-    assert Counter(r["path"] for r in rows)[str(changed)] == 2
-    assert len(rows) == 5
+    assert Counter(r["path"] for r in rows)[str(changed)] == 1
+    assert [r["path"] for r in rows] == sorted(str(p) for p in folder.iterdir())
+    assert next(r for r in rows if r["path"] == str(changed))["file_mtime"] == str(round(changed.stat().st_mtime, 3))
 
 
 # --------------------------------------------------------------------------- reading back
@@ -257,7 +258,8 @@ def test_read_output_stops_before_a_torn_last_line(tmp_path: Path) -> None:
     existing = read_output(path, "jsonl", check_columns=[])
     assert [r.path for r in existing.records] == ["a.jpg", "b.jpg"]
     assert existing.complete_bytes == len(data) and existing.torn_bytes == 22
-    assert existing.records[0].key == ("a.jpg", 10, 1.5)
+    assert existing.records[0].key == ("a.jpg", 10, 1.5, None)
+    assert existing.records[1].text == data.decode("utf-8").splitlines(keepends=True)[1]
 
 
 def test_read_output_refuses_damage_in_the_middle(tmp_path: Path) -> None:
@@ -285,3 +287,90 @@ def test_csv_torn_header_is_dropped(tmp_path: Path) -> None:
     path.write_bytes(b"path,status,err")
     existing = read_output(path, "csv", check_columns=[])
     assert existing.records == [] and existing.complete_bytes == 0
+
+
+# --------------------------------------------------------------------------- exact resume
+
+
+def _faces(folder: Path, samples: Path, sizes: tuple[int, ...] = (128, 160, 192)) -> list[Path]:
+    folder.mkdir()
+    face = Image.open(samples / "astronaut.png").convert("RGB")
+    paths = []
+    for size in sizes:
+        path = folder / f"face_{size}.png"
+        face.resize((size, size)).save(path)
+        paths.append(path)
+    return paths
+
+
+def _scan_args(folder: Path, out: Path, *extra: str) -> list[str]:
+    return ["scan", str(folder), "-o", str(out), "--device", "cpu", "--fail-on", "never",
+            "--no-progress", "--workers", "1", *extra]
+
+
+def _jsonl_records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_resume_after_edit_rescans_it_and_drops_the_old_and_the_vanished(tmp_path: Path,
+                                                                         samples: Path) -> None:
+    folder = tmp_path / "photos"
+    first, edited, gone = _faces(folder, samples)
+    out = tmp_path / "scan.jsonl"
+    assert runner.invoke(app, _scan_args(folder, out)).exit_code == 0
+    before = {r["path"]: r for r in _jsonl_records(out)}
+    # Same size and modification time, other content: only the content hash can tell.
+    stat = edited.stat()
+    data = bytearray(edited.read_bytes())
+    data[-20] ^= 0xFF  # inside the last chunk's CRC: still the same length
+    edited.write_bytes(bytes(data))
+    os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert edited.stat().st_size == stat.st_size
+    gone.unlink()
+    added = folder / "face_100.png"
+    Image.open(first).resize((100, 100)).save(added)
+    result = runner.invoke(app, _scan_args(folder, out, "--resume"))
+    assert result.exit_code == 0, result.output
+    after = _jsonl_records(out)
+    assert [r["path"] for r in after] == [str(added), str(first), str(edited)]  # input order, once each
+    by_path = {r["path"]: r for r in after}
+    assert by_path[str(first)] == before[str(first)]  # unchanged: kept as it was
+    assert by_path[str(edited)]["file"]["sha256"] != before[str(edited)]["file"]["sha256"]
+    assert by_path[str(edited)]["status"] == "error"  # its CRC no longer matches
+    assert "1 records of files that are gone dropped" in result.stderr
+    assert not list(tmp_path.glob(".scan.jsonl.*")), "no temporary or lock file left behind"
+
+
+def test_resume_into_the_output_of_other_inputs_exits_2_unless_forced(tmp_path: Path,
+                                                                    samples: Path) -> None:
+    one = _faces(tmp_path / "one", samples, (128,))
+    two = _faces(tmp_path / "two", samples, (144,))
+    out = tmp_path / "scan.jsonl"
+    assert runner.invoke(app, _scan_args(tmp_path / "one", out)).exit_code == 0
+    kept = out.read_bytes()
+    result = runner.invoke(app, _scan_args(tmp_path / "two", out, "--resume"))
+    assert result.exit_code == 2
+    assert "made from other inputs" in result.stderr and "--force" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert out.read_bytes() == kept, "a refused resume leaves the file alone"
+    result = runner.invoke(app, _scan_args(tmp_path / "two", out, "--resume", "--force"))
+    assert result.exit_code == 0, result.output
+    assert [r["path"] for r in _jsonl_records(out)] == [str(two[0])]
+    assert one[0].exists()
+
+
+def test_resume_of_records_from_another_model_version_exits_2_unless_forced(tmp_path: Path,
+                                                                          samples: Path) -> None:
+    [photo] = _faces(tmp_path / "photos", samples, (128,))
+    out = tmp_path / "scan.jsonl"
+    assert runner.invoke(app, _scan_args(tmp_path / "photos", out)).exit_code == 0
+    [record] = _jsonl_records(out)
+    current = record["model"]["version"]
+    record["model"]["version"] = "ganscreen-0.0.1/old"
+    out.write_text(json.dumps(record) + "\n")
+    result = runner.invoke(app, _scan_args(tmp_path / "photos", out, "--resume"))
+    assert result.exit_code == 2 and "model version ganscreen-0.0.1/old" in result.stderr
+    result = runner.invoke(app, _scan_args(tmp_path / "photos", out, "--resume", "--force"))
+    assert result.exit_code == 0, result.output
+    [again] = _jsonl_records(out)
+    assert again["model"]["version"] == current and again["path"] == str(photo)

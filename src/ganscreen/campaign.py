@@ -227,13 +227,13 @@ def record_landmarks(record: Mapping[str, Any]) -> list[list[float]] | None:
 
 def hash_record(record: Mapping[str, Any]) -> tuple[PhotoHashes | None, str | None]:
     """Re-read the record's image and hash it: ``(hashes, None)`` or ``(None, why not)``."""
-    from ganscreen.images import ImageLoadError, load_image
+    from ganscreen.images import ImageLoadError, load_recorded
 
     path = record.get("path")
     if not isinstance(path, str):
         return None, "no path"
     try:
-        image = load_image(path)
+        image = load_recorded(record)  # the scan's reading rule: nothing it refused or did not see
     except ImageLoadError as exc:
         return None, str(exc)
     try:

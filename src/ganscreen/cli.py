@@ -2,24 +2,31 @@
 ``ganscreen campaign PATH...`` (or ``--from-scan SCAN.jsonl``).
 
 Exit codes: 0 finished and nothing at or above ``--fail-on``; 1 finished and something was
-flagged; 2 usage error or unwritable output; 128 + signal number (130 for Ctrl-C, 143 for
-SIGTERM) when stopped by a signal. A bad image is a record, never an exit code.
-``ganscreen report`` exits 0 when the page is written and 2 when it cannot be.
+flagged; 2 usage error, a path that does not exist, no input found, any failure to read or
+write an output, an output locked by another scan, or a model file that fails its checksum
+(always one line on standard error; ``ganscreen --debug`` adds the traceback); 128 + signal
+number (130 for Ctrl-C, 143 for SIGTERM) when stopped by a signal. A bad image is a record,
+never an exit code. ``ganscreen report`` exits 0 when the page is written and 2 when it
+cannot be.
+
+Nothing here imports torch at module level, so ``ganscreen --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import os
 import signal
 import sys
 import threading
+import traceback
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, NoReturn
+from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -34,6 +41,11 @@ if TYPE_CHECKING:
     from ganscreen.report import ExistingOutput, RecordedFile, RecordWriter, Report
 
 EXIT_CLEAN, EXIT_FLAGGED, EXIT_USAGE = 0, 1, 2
+F = TypeVar("F")
+
+
+class _State:
+    debug = False  # ganscreen --debug: tracebacks after the one-line message
 
 app = typer.Typer(
     name="ganscreen",
@@ -41,6 +53,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: no rich markup, so "ganscreen[ray]" reads as written and --help does
+    # not pay for rich's layout engine.
+    rich_markup_mode=None,
 )
 
 
@@ -81,28 +96,94 @@ def _version(value: bool) -> None:
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="After the one-line message of a failure, "
+                                                        "print its traceback.")] = False,
 ) -> None:
     """Screen profile photos for GAN-generated faces."""
+    _State.debug = debug
+
+
+def _one_error_path(command: F) -> F:
+    """Every failure a command does not handle itself (an unreadable or unwritable file, a
+    model file that fails its checksum, anything unforeseen) ends as one line on standard
+    error and exit 2; the traceback only with ``ganscreen --debug``."""
+
+    @functools.wraps(command)  # type: ignore[arg-type]
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)  # type: ignore[operator]
+        except (typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt, SystemExit):
+            raise  # click reports usage errors itself (exit 2)
+        except Exception as exc:
+            if _State.debug:
+                traceback.print_exc()
+            err = Console(stderr=True, soft_wrap=True)
+            _fail(err, _describe(exc))
+
+    return guarded  # type: ignore[return-value]
+
+
+def _describe(exc: BaseException) -> str:
+    from ganscreen._output import OutputError
+
+    if isinstance(exc, OutputError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if type(exc).__name__ in ("AssetError", "ValueError") else f"{type(exc).__name__}: {text}"
+
+
+def _parse_bytes(text: str | None) -> int | None:
+    """``--max-memory``: a number of bytes with an optional K, M, G or T suffix (powers of 1024)."""
+    if text is None:
+        return None
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    scale = 1
+    if value and value[-1] in "KMGT":
+        scale = 1024 ** ("KMGT".index(value[-1]) + 1)
+        value = value[:-1]
+    try:
+        number = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a size such as 4G or 512M", param_hint="--max-memory") from None
+    if number <= 0:
+        raise typer.BadParameter("must be above zero", param_hint="--max-memory")
+    return int(number * scale)
 
 
 @app.command()
+@_one_error_path
 def scan(
     paths: Annotated[list[Path], typer.Argument(
         help="Image files or folders (searched recursively, in sorted order).",
         show_default=False)],
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write records to this file instead of standard output.",
+        "--output", "-o", help="Write records to this file instead of standard output (a "
+                               "symbolic link is followed: the file it leads to is written; "
+                               "devices and FIFOs are refused). Locked for the whole scan.",
         dir_okay=False)] = None,
-    fmt: Annotated[OutputFormat, typer.Option(
+    fmt: Annotated[OutputFormat | None, typer.Option(
         "--format", "-f", help="Record format: JSON Lines (one object per line), CSV, or html: "
                                "a self-contained HTML report with evidence images (needs -o; "
                                "the records stream to OUTPUT.jsonl beside it as the scan goes, "
-                               "and --resume continues that file).",
-        case_sensitive=False)] = OutputFormat.jsonl,
+                               "and --resume continues that file). Default: JSON Lines, or a "
+                               "table when standard output is a terminal and there is no -o.",
+        case_sensitive=False, show_default=False)] = None,
     resume: Annotated[bool, typer.Option(
-        "--resume", help="Continue an interrupted scan: keep the records already in the -o "
-                         "file, cut off a torn last line, and append records only for files "
-                         "not yet recorded (same path, size and modification time).")] = False,
+        "--resume", help="Continue a scan: keep each record whose file is unchanged (same "
+                         "path, size, modification time and SHA-256), screen the others, drop "
+                         "records of files that are gone, and leave exactly one record per "
+                         "input, in input order.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="With --resume: drop records of files that are not among these inputs "
+                        "and screen again those made by another model version, instead of "
+                        "refusing.")] = False,
+    max_memory: Annotated[str | None, typer.Option(
+        "--max-memory", help="Memory budget, e.g. 4G: caps the parallel workers and what one "
+                             "image may take to decode (larger JPEGs are decoded reduced, other "
+                             "images refused).", show_default="half the available memory")] = None,
     device: Annotated[Device, typer.Option(
         help="Where models run: auto picks CUDA when available, else the CPU.",
         case_sensitive=False)] = Device.auto,
@@ -161,10 +242,14 @@ def scan(
     """
     # soft_wrap: messages stay one line however narrow the terminal (logs, grep, tests).
     err = Console(stderr=True, soft_wrap=True)
+    table = fmt is None and output is None and engine is Engine.local and _stdout_is_terminal()
+    fmt = fmt if fmt is not None else OutputFormat.jsonl
+    memory = _parse_bytes(max_memory)
     if engine is Engine.ray:
         refused = [name for name, used in (("--resume", resume), ("--format csv", fmt is OutputFormat.csv),
                                            ("--format html", fmt is OutputFormat.html),
-                                           ("--evidence-dir", evidence_dir is not None)) if used]
+                                           ("--evidence-dir", evidence_dir is not None),
+                                           ("--max-memory", memory is not None)) if used]
         if refused:
             _fail(err, f"{', '.join(refused)} cannot be used with --engine ray (use --engine local)")
         _scan_ray(paths, output=output, device=device.value, fail_on=fail_on.value, batch_size=batch_size,
@@ -174,6 +259,8 @@ def scan(
         _fail(err, "--ray-address and --actors need --engine ray")
     if resume and output is None:
         _fail(err, "--resume needs -o FILE: it continues the scan recorded in that file")
+    if force and not resume:
+        _fail(err, "--force only applies to --resume")
     html: Path | None = None
     if fmt is OutputFormat.html:
         if output is None:
@@ -184,9 +271,10 @@ def scan(
     with _StopOnSignals() as stop:
         try:
             _scan(paths, output=output, fmt="jsonl" if html is not None else fmt.value, resume=resume,
-                  device=device.value, fail_on=fail_on.value, batch_size=batch_size, workers=workers,
-                  all_files=all_files, follow_symlinks=follow_symlinks, progress=progress,
-                  robustness=robustness, err=err, stop=stop, html=html, evidence_dir=evidence_dir)
+                  force=force, device=device.value, fail_on=fail_on.value, batch_size=batch_size,
+                  workers=workers, max_memory=memory, all_files=all_files,
+                  follow_symlinks=follow_symlinks, progress=progress, robustness=robustness, err=err,
+                  stop=stop, html=html, evidence_dir=evidence_dir, table=table)
         except ScanInterrupted as exc:
             err.print(escape(_interrupted_message(exc.signum, stop.written, output)), highlight=False)
             raise typer.Exit(128 + exc.signum) from None
@@ -197,61 +285,160 @@ def records_path(html: Path) -> Path:
     return html.with_name(html.name + ".jsonl")
 
 
-def _scan(paths: list[Path], *, output: Path | None, fmt: str, resume: bool, device: str,
-          fail_on: str, batch_size: int | None, workers: int | None, all_files: bool,
-          follow_symlinks: bool, progress: bool, robustness: bool, err: Console, stop: _StopOnSignals, html: Path | None = None,
-          evidence_dir: Path | None = None) -> None:
-    from ganscreen.evidence import EvidenceMaker
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _scan(paths: list[Path], *, output: Path | None, fmt: str, resume: bool, force: bool, device: str,
+          fail_on: str, batch_size: int | None, workers: int | None, max_memory: int | None,
+          all_files: bool, follow_symlinks: bool, progress: bool, robustness: bool, err: Console,
+          stop: _StopOnSignals, html: Path | None = None, evidence_dir: Path | None = None,
+          table: bool = False) -> None:
+    from ganscreen._output import OutputError, OutputLock, output_target
     from ganscreen.images import iter_inputs
+
+    try:
+        target = None if output is None else output_target(output)
+        page = None if html is None else output_target(html)
+    except OutputError as exc:
+        _fail(err, str(exc))
+    for given, real in ((output, target), (html, page)):
+        if given is not None and real is not None and given.is_symlink():
+            err.print(escape(f"note: {given} is a symbolic link: writing the file it leads to, {real}"),
+                      highlight=False)
+    missing = [p for p in paths if not os.path.lexists(p)]
+    lock = OutputLock(t for t in (target, page) if t is not None)
+    try:
+        lock.__enter__()  # held until the page is rendered: no other scan writes these meanwhile
+    except OutputError as exc:
+        _fail(err, str(exc))
+    try:
+        screener = _screener(err, device=device, batch_size=batch_size, workers=workers,
+                             robustness=robustness, max_memory=max_memory)
+        inputs = list(iter_inputs(paths, all_files=all_files, follow_symlinks=follow_symlinks))
+        counts, writer, outcomes = _scan_to(inputs, screener, target=target, output=output, fmt=fmt,
+                                            resume=resume, force=force, progress=progress, err=err,
+                                            stop=stop, html=html, evidence_dir=evidence_dir, table=table)
+        if html is not None and target is not None:
+            _render(target, html, maker=_evidence_maker(screener), evidence_dir=evidence_dir,
+                    progress=progress, err=err)
+    finally:
+        lock.release()
+    if table:
+        _print_table(outcomes)
+    _finish(err, counts, sum(counts.values()) - writer.count, fail_on, missing=missing, inputs=len(inputs),
+            paths=paths)
+
+
+def _screener(err: Console, **options: Any) -> Any:
+    from ganscreen._assets import AssetError
     from ganscreen.pipeline import Screener
+
+    try:
+        return Screener(device=options.pop("device"), **options)
+    except (ValueError, AssetError) as exc:
+        _fail(err, str(exc))
+
+
+def _evidence_maker(screener: Any) -> EvidenceMaker:
+    from ganscreen.evidence import EvidenceMaker
+
+    cnn = next((c for c in screener.checks if getattr(c, "name", None) == "cnn"), None)
+    return EvidenceMaker(cnn=cnn, device=str(screener.device))
+
+
+class _NoRecords:
+    """Where records go when a person at a terminal gets the table instead."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _scan_to(inputs: list[InputFile], screener: Any, *, target: Path | None, output: Path | None,
+             fmt: str, resume: bool, force: bool, progress: bool, err: Console, stop: _StopOnSignals,
+             html: Path | None, evidence_dir: Path | None, table: bool,
+             ) -> tuple[Counter[str], RecordWriter, list[tuple[str, Report | None, str]]]:
+    """Screen ``inputs`` into the output (held locked by the caller); with ``resume``, keep
+    the unchanged records and leave the file holding exactly one record per input."""
     from ganscreen.report import RecordWriter
 
     columns = _check_columns()
-    existing = _read_existing(output, fmt, columns, err) if resume and output is not None else None
-    stream = _open_output(output, existing, err)
+    existing = _read_existing(target, fmt, columns, err) if resume and target is not None else None
+    version = screener.model_info["version"]
+    kept: list[RecordedFile | None] = [None] * len(inputs)
+    if existing is not None and target is not None and output is not None:
+        kept = _plan_resume(inputs, existing, version=version, force=force, output=output, err=err)
+    stream: IO[str] = _NoRecords() if table else _open_output(target, existing, err)  # type: ignore[assignment]
+    writer = RecordWriter(stream, fmt, check_columns=columns,
+                          write_header=existing is None or existing.complete_bytes == 0)
+    stop.writer = writer
+    maker = _evidence_maker(screener) if evidence_dir is not None and html is None else None
+    # counts covers every input: the kept ones (outcome from their record) too, so --fail-on
+    # judges the whole scan, not only the part this run did.
+    counts: Counter[str] = Counter(r.outcome for r in kept if r is not None)
+    texts = [None if r is None else r.text for r in kept]
+    # For the table, in input order: (path, the report or None for a kept record, outcome).
+    rows: list[tuple[str, Report | None, str] | None] = [
+        None if r is None else (str(item.path), None, r.outcome) for item, r in zip(inputs, kept, strict=True)]
+    pending = [i for i, r in enumerate(kept) if r is None]
+    bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=err, disable=not progress, transient=table)
+    failed = True
     try:
-        try:
-            screener = Screener(device=device, batch_size=batch_size, workers=workers, robustness=robustness)
-        except ValueError as exc:
-            _fail(err, str(exc))
-        if existing is not None and output is not None:
-            _announce_resume(err, output, existing, screener.model_info["version"])
-        writer = RecordWriter(stream, fmt, check_columns=columns,
-                              write_header=existing is None or existing.complete_bytes == 0)
-        stop.writer = writer
-        maker = None
-        if html is not None or evidence_dir is not None:
-            cnn = next((c for c in screener.checks if getattr(c, "name", None) == "cnn"), None)
-            maker = EvidenceMaker(cnn=cnn, device=str(screener.device))
-        # With html the evidence is drawn once, for the page, after the scan.
-        streamed_evidence = evidence_dir if html is None else None
-
-        def inputs() -> Iterator[InputFile]:
-            return iter_inputs(paths, all_files=all_files, follow_symlinks=follow_symlinks)
-
-        records = existing.records if existing is not None else []
-        total = sum(1 for _ in _pending(inputs(), _Recorded(records), Counter()))
-        # counts covers every input: the skipped ones (outcome from their kept record) too, so
-        # --fail-on judges the whole scan, not only the part this run did.
-        counts: Counter[str] = Counter()
-        bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
-                       TimeRemainingColumn(), console=err, disable=not progress, transient=False)
         with bar:
-            task = bar.add_task("scan", total=total)
-            for report in screener.scan_inputs(_pending(inputs(), _Recorded(records), counts)):
-                if streamed_evidence is not None and maker is not None:
+            task = bar.add_task("scan", total=len(pending))
+            reports = screener.scan_inputs(inputs[i] for i in pending)
+            for index, report in zip(pending, reports, strict=True):
+                if maker is not None and evidence_dir is not None:
                     # Before the record: a record in the output means its evidence is on disk,
                     # so a resumed scan never leaves a recorded file without evidence.
-                    _write_evidence(maker, streamed_evidence, report.to_record(), err)
-                _write(writer, report, stop, output, err)
+                    _write_evidence(maker, evidence_dir, report.to_record(), err)
+                texts[index] = _write(writer, report, stop, output, err)
                 counts[_outcome(report)] += 1
+                rows[index] = (str(inputs[index].path), report, _outcome(report))
                 bar.advance(task)
+        failed = False
     finally:
-        if output is not None:
-            stream.close()
-    if html is not None and output is not None:
-        _render(output, html, maker=maker, evidence_dir=evidence_dir, progress=progress, err=err)
-    _finish(err, counts, sum(counts.values()) - writer.count, fail_on)
+        _close(stream, quiet=failed)
+    if existing is not None and target is not None:
+        _settle(target, writer.header() if writer.fmt == "csv" else "", texts, err)
+    return counts, writer, [row for row in rows if row is not None]
+
+
+def _close(stream: IO[str], *, quiet: bool) -> None:
+    """Close an output; a failure while another one is on its way is not a second message."""
+    if stream is sys.stdout:
+        return
+    try:
+        stream.close()
+    except OSError:
+        if not quiet:
+            raise
+
+
+def _settle(target: Path, header: str, texts: list[str | None], err: Console) -> None:
+    """After a resume: rewrite the output (atomically) so it holds one record per input, in
+    input order, when it holds anything else (stale records, records out of order)."""
+    from ganscreen._output import replace_file
+
+    if any(t is None for t in texts):
+        return  # cannot happen after a complete scan; never drop what is there
+    text = header + "".join(t for t in texts if t is not None)
+    try:
+        if target.read_bytes() == text.encode("utf-8"):
+            return
+        replace_file(target, lambda fh: fh.write(text))
+    except OSError as exc:
+        _fail(err, f"cannot write {target}: {exc.strerror or exc}")
 
 
 def _scan_ray(paths: list[Path], *, output: Path | None, device: str, fail_on: str, batch_size: int,
@@ -287,7 +474,8 @@ def _scan_ray(paths: list[Path], *, output: Path | None, device: str, fail_on: s
     if output is not None:
         err.print(escape(f"records: {output}/ ({sum(counts.values())} records in {fmt} part files)"),
                   highlight=False)
-    _finish(err, counts, 0, fail_on)
+    _finish(err, counts, 0, fail_on, missing=[p for p in paths if not os.path.lexists(p)],
+            inputs=sum(counts.values()), paths=paths)
 
 
 def _stdout() -> IO[str]:
@@ -333,11 +521,15 @@ def _render(records_file: Path, html: Path, *, maker: EvidenceMaker | None, evid
             count = write_report(html, loaded.records, maker=maker, evidence_dir=evidence_dir,
                                  source=str(records_file), on_card=lambda: bar.advance(task))
     except OSError as exc:  # the page, or a file under --evidence-dir
-        _fail(err, f"cannot write {exc.filename or html}: {exc.strerror or exc}")
+        from ganscreen._output import OutputError
+
+        _fail(err, str(exc) if isinstance(exc, OutputError)
+              else f"cannot write {exc.filename or html}: {exc.strerror or exc}")
     err.print(escape(f"report: {html} ({count} files)"), highlight=False)
 
 
 @app.command("report")
+@_one_error_path
 def report_command(
     records: Annotated[Path, typer.Argument(
         help="A JSON Lines file written by ganscreen scan (-o FILE, or the FILE.jsonl that "
@@ -382,6 +574,7 @@ class CampaignFormat(StrEnum):
 
 
 @app.command("campaign")
+@_one_error_path
 def campaign_command(
     paths: Annotated[list[Path] | None, typer.Argument(
         help="Folders (or files) of the suspected network; subfolders directly under a folder "
@@ -445,8 +638,10 @@ def campaign_command(
                         on_photo=lambda: bar.advance(task))
     try:
         if fmt is CampaignFormat.html:
+            from ganscreen._output import output_target
+
             assert output is not None
-            write_html(output, summary)
+            write_html(output_target(output), summary)
         else:
             text = json.dumps(summary, ensure_ascii=False, indent=1) + "\n"
             if output is None:
@@ -454,7 +649,9 @@ def campaign_command(
                 sys.stdout.write(text)
                 sys.stdout.flush()
             else:
-                output.write_text(text, encoding="utf-8", errors="backslashreplace")
+                from ganscreen._output import output_target, replace_file
+
+                replace_file(output_target(output), lambda fh: fh.write(text), errors="backslashreplace")
     except OSError as exc:
         _fail(err, f"cannot write {exc.filename or output}: {exc.strerror or exc}")
     t = summary["totals"]
@@ -468,12 +665,8 @@ def campaign_command(
 def _campaign_scan(paths: list[Path], *, device: str, progress: bool, err: Console) -> list[dict]:
     """Records of a fresh scan of ``paths`` (kept in memory)."""
     from ganscreen.images import iter_inputs
-    from ganscreen.pipeline import Screener
 
-    try:
-        screener = Screener(device=device)
-    except ValueError as exc:
-        _fail(err, str(exc))
+    screener = _screener(err, device=device)
     items = list(iter_inputs(paths))
     records = []
     bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -490,13 +683,30 @@ def _campaign_scan(paths: list[Path], *, device: str, progress: bool, err: Conso
     return records
 
 
-def _finish(err: Console, counts: Counter[str], resumed: int, fail_on: str) -> None:
+def _finish(err: Console, counts: Counter[str], resumed: int, fail_on: str, *,
+            missing: list[Path] | None = None, inputs: int | None = None,
+            paths: list[Path] | None = None) -> None:
     summary = ", ".join(f"{counts[k]} {k}" for k in ("gan", "uncertain", "real", "no_face", "error"))
     if resumed:
         summary += f" ({resumed} of them recorded before this run)"
     err.print(summary, highlight=False)
+    # Fail loudly: a mistyped path or an empty folder must not pass a cron job or CI step.
+    if missing:
+        names = ", ".join(str(p) for p in missing[:3]) + (" ..." if len(missing) > 3 else "")
+        _fail(err, f"no such file or folder: {names}" + (" (records written for the other inputs)"
+                                                       if inputs and inputs > len(missing) else ""))
+    if inputs == 0:
+        where = ", ".join(str(p) for p in (paths or [])[:3])
+        _fail(err, f"no input files found in {where} (images: {', '.join(_suffixes())}; "
+                   "--all-files takes every file)")
     flagged = {"gan": ("gan",), "uncertain": ("gan", "uncertain"), "never": ()}[fail_on]
     raise typer.Exit(EXIT_FLAGGED if any(counts[v] for v in flagged) else EXIT_CLEAN)
+
+
+def _suffixes() -> list[str]:
+    from ganscreen.images import IMAGE_SUFFIXES
+
+    return sorted(IMAGE_SUFFIXES)
 
 
 def _outcome(report: Report) -> str:
@@ -555,23 +765,11 @@ def _is_utf8(encoding: str | None) -> bool:
         return False
 
 
-def _announce_resume(err: Console, output: Path, existing: ExistingOutput, version: str) -> None:
-    line = f"resuming {output}: {len(existing.records)} records kept"
-    if existing.torn_bytes:
-        line += f", a torn last line ({existing.torn_bytes} bytes) removed"
-    err.print(escape(line), highlight=False)
-    other = sum(1 for r in existing.records if r.model_version not in (None, version))
-    if other:
-        # Kept, not re-scanned: dropping results is worse than mixing versions, but say so.
-        err.print(f"note: {other} kept records were made by another model version, not {version}",
-                  highlight=False)
-
-
 def _write(writer: RecordWriter, report: Report, stop: _StopOnSignals, output: Path | None,
-           err: Console) -> None:
+           err: Console) -> str:
     try:
         with stop.deferred():
-            writer.write(report)
+            return writer.write(report)
     except OSError as exc:  # disk full, a closed pipe: the records so far stay complete
         where = output if output is not None else "standard output"
         _fail(err, f"cannot write {where}: {exc.strerror or exc} "
@@ -581,45 +779,97 @@ def _write(writer: RecordWriter, report: Report, stop: _StopOnSignals, output: P
 # --------------------------------------------------------------------------- resume
 
 
-class _Recorded:
-    """Records already in the output, each one consumed by the first input it matches.
+def _plan_resume(inputs: list[InputFile], existing: ExistingOutput, *, version: str, force: bool,
+                 output: Path, err: Console) -> list[RecordedFile | None]:
+    """For each input, the record it keeps (``None``: screen it).
 
-    Consuming (rather than a set lookup) keeps the count right when the same file is given
-    twice on the command line: a fresh scan writes two records, so a resume must too.
+    A record is kept only when its path, size, modification time and content SHA-256 equal
+    the file's now, and it was made by this model version. Each record is used once (the
+    same file given twice gets two records, as in a fresh scan). Records of files that are
+    gone are dropped; records of files that exist but are not among the inputs (the output
+    of another scan) or made by another version stop the resume, unless ``force``.
     """
-
-    def __init__(self, records: Iterable[RecordedFile]) -> None:
-        self._left: defaultdict[tuple[str, int | None, float | None], list[str]] = defaultdict(list)
-        for record in records:
-            self._left[record.key].append(record.outcome)
-
-    def take(self, item: InputFile) -> str | None:
-        """The recorded outcome of ``item`` if it is already in the output, else ``None``."""
-        if not self._left:
-            return None
-        outcomes = self._left.get(_input_key(item))
-        if not outcomes:
-            return None  # new, or changed since it was recorded: screen it (again)
-        return outcomes.pop()
-
-
-def _input_key(item: InputFile) -> tuple[str, int | None, float | None]:
-    """``item`` keyed as its record would be (RecordedFile.key): path, size and mtime."""
-    from ganscreen.images import file_stamp
+    from ganscreen.images import input_stamp
     from ganscreen.report import portable_text
 
-    stamp = file_stamp(item.path) or {}
-    return (portable_text(str(item.path)), stamp.get("size"), stamp.get("mtime"))
+    names = [portable_text(str(item.path)) for item in inputs]
+    left: defaultdict[str, list[RecordedFile]] = defaultdict(list)
+    for record in existing.records:
+        left[record.path].append(record)
+    wanted = set(names)
+    strangers = [p for p in left if p not in wanted and os.path.lexists(p)]
+    gone = sum(len(left[p]) for p in left if p not in wanted and p not in strangers)
+    other = [r for r in existing.records if r.path in wanted and r.model_version not in (None, version)]
+    if strangers and not force:
+        _fail(err, f"cannot resume {output}: it holds records of {len(strangers)} files that are not "
+                   f"among these inputs (such as {strangers[0]}): it was made from other inputs. "
+                   "Give the same paths, scan to a new file, or add --force to drop those records")
+    if other and not force:
+        _fail(err, f"cannot resume {output}: {len(other)} of its records were made by model version "
+                   f"{other[0].model_version}, not {version}. Scan to a new file, or add --force to "
+                   "screen those files again")
+    kept: list[RecordedFile | None] = []
+    for item, name in zip(inputs, names, strict=True):
+        candidates = left.get(name)
+        record = None
+        if candidates:
+            stamp = input_stamp(item) or {}
+            key = (name, stamp.get("size"), stamp.get("mtime"), stamp.get("sha256"))
+            match = next((c for c in candidates if c.key == key and c.model_version in (None, version)), None)
+            if match is not None:
+                candidates.remove(match)
+                record = match
+        kept.append(record)
+    reused = sum(r is not None for r in kept)
+    line = f"resuming {output}: {reused} records kept"
+    dropped = len(existing.records) - reused - gone - sum(len(left[p]) for p in strangers) - len(other)
+    if dropped > 0:
+        line += f", {dropped} records of changed files to be replaced"
+    if other:
+        line += f", {len(other)} records of another model version to be replaced (--force)"
+    if gone:
+        line += f", {gone} records of files that are gone dropped"
+    if strangers:
+        line += f", records of {len(strangers)} files that are not inputs dropped (--force)"
+    if existing.torn_bytes:
+        line += f", a torn last line ({existing.torn_bytes} bytes) removed"
+    err.print(escape(line), highlight=False)
+    return kept
 
 
-def _pending(inputs: Iterable[InputFile], recorded: _Recorded, counts: Counter[str]) -> Iterator[InputFile]:
-    """The inputs not yet in the output; the outcomes of the others are added to ``counts``."""
-    for item in inputs:
-        outcome = recorded.take(item)
-        if outcome is None:
-            yield item
-        else:
-            counts[outcome] += 1
+# --------------------------------------------------------------------------- table
+
+
+FLAG_WORDS = {"ffhq_alignment": "FFHQ-aligned eyes", "glasses_asymmetry": "mismatched glasses",
+              "backdrop_distortion": "smeared backdrop", "cnn_artifacts": "GAN texture"}
+
+
+def _print_table(outcomes: list[tuple[str, Report | None, str]]) -> None:
+    """For a person at a terminal: one row per file, then the flagged files by name."""
+    from rich.table import Table
+
+    out = Console(soft_wrap=False, highlight=False)
+    grid = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column, justify in (("file", "left"), ("verdict", "left"), ("score", "right"), ("flags", "left")):
+        grid.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    flagged = []
+    for path, report, outcome in outcomes:
+        if report is None:
+            grid.add_row(escape(path), escape(outcome), "", "recorded before")
+            continue
+        score = "" if report.score is None else f"{report.score:.2f}"
+        words = ", ".join(FLAG_WORDS.get(f, f) for f in report.flags)
+        note = words if report.status != "error" else (report.error or "")
+        style = {"gan": "bold red", "uncertain": "yellow", "error": "dim"}.get(outcome, "")
+        grid.add_row(escape(path), f"[{style}]{escape(outcome)}[/]" if style else escape(outcome),
+                     score, escape(note))
+        if outcome in ("gan", "uncertain"):
+            flagged.append(f"{path} ({outcome})")
+    out.print(grid)
+    if flagged:
+        out.print(escape(f"flagged ({len(flagged)}): " + ", ".join(flagged)), soft_wrap=True)
+    else:
+        out.print("flagged: none")
 
 
 # --------------------------------------------------------------------------- signals

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from ganscreen.faces import Face, align_face
-from ganscreen.images import ImageLoadError, file_stamp, load_image
+from ganscreen.images import ImageLoadError, file_stamp, load_recorded
 
 # Colours (RGB) shared by the drawings and the legends in the HTML report.
 DETECTED = (0, 215, 255)  # detected landmarks: cyan dots
@@ -353,10 +353,11 @@ class EvidenceMaker:
             evidence.notes["image"] = "the record names no file"
             return evidence
         try:
-            rgb = load_image(path).rgb
+            # The scan's own reading rule; an error record or changed content is not shown.
+            rgb = load_recorded(record).rgb
         except ImageLoadError as exc:
             message = str(exc)
-            if record.get("status") != "error":
+            if record.get("status") != "error" and not message.startswith("not shown"):
                 message = f"cannot re-read the image from its recorded path: {message}"
             evidence.notes["image"] = message
             return evidence
@@ -409,6 +410,8 @@ def _changed(record: Mapping[str, Any], rgb: np.ndarray, path: str) -> str | Non
             return (f"the image is now {rgb.shape[1]}x{rgb.shape[0]} px, not the {size[0]}x{size[1]} px "
                     "that were scanned; evidence is not drawn")
     file = record.get("file")
+    if isinstance(file, dict) and isinstance(file.get("sha256"), str):
+        return None  # load_recorded found the very bytes that were scanned
     stamp = file_stamp(path)
     if isinstance(file, dict) and stamp is not None and file and \
             (file.get("size"), file.get("mtime")) != (stamp["size"], stamp["mtime"]):

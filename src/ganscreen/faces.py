@@ -102,6 +102,9 @@ class FaceDetector:
         padding would only add work."""
         from facenet_pytorch import MTCNN
 
+        from ganscreen._assets import verify_mtcnn
+
+        verify_mtcnn()  # before torch.load reads them: altered weights would find no faces
         self.device = resolve_device(device)
         self.max_side = max_side
         self.min_confidence = min_confidence

@@ -18,7 +18,6 @@ import datetime as _dt
 import hashlib
 import json
 import math
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -122,9 +121,11 @@ def read_records(path: Path) -> Records:
     out; any other line that is not a ganscreen record raises :class:`RecordsError`.
     Raises ``OSError`` when the file cannot be read.
     """
+    from ganscreen._output import open_records
+
     records: list[dict[str, Any]] = []
     torn = 0
-    with path.open("rb") as fh:
+    with open_records(path) as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -492,12 +493,18 @@ def _card(index: int, record: Mapping[str, Any], maker: EvidenceMaker | None,
 
 
 def write_report(path: Path, records: Sequence[Mapping[str, Any]], **kwargs: Any) -> int:
-    """Render to a temporary file beside ``path`` and move it into place (never a half page)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8", errors="backslashreplace", newline="\n") as fh:
-            count = render_report(records, fh, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Render to a temporary file beside ``path`` and move it into place (never a half page).
+
+    A symbolic link ``path`` is followed (the file it leads to is replaced, the link stays);
+    a device, FIFO or folder is refused with :class:`~ganscreen._output.OutputError`.
+    """
+    from ganscreen._output import output_target, replace_file
+
+    count = 0
+
+    def render(fh: IO[str]) -> None:
+        nonlocal count
+        count = render_report(records, fh, **kwargs)
+
+    replace_file(output_target(path), render, newline="\n", errors="backslashreplace")
     return count

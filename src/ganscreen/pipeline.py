@@ -9,8 +9,10 @@ parallel, each on its own thread with one torch thread (see ``Screener.scan_inpu
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ganscreen._assets import bundle_digest
+from ganscreen._assets import bundle_digest, verify_all
 from ganscreen._orientation import mirror_face, needs_mirror
 from ganscreen._version import __version__
 from ganscreen.checks import Check, CheckContext, CheckResult
@@ -31,7 +33,16 @@ from ganscreen.checks.geometry import GeometryCheck
 from ganscreen.checks.glasses import ALIGNED_SIZE, GlassesCheck
 from ganscreen.faces import Face, FaceDetector, align_face, primary_face, resolve_device
 from ganscreen.fusion import Fusion
-from ganscreen.images import ImageLoadError, InputFile, LoadedImage, file_stamp, iter_inputs, load_image
+from ganscreen.images import (
+    MAX_DECODE_BYTES,
+    ImageLoadError,
+    InputFile,
+    LoadedImage,
+    header_cost,
+    iter_inputs,
+    load_image,
+    read_file,
+)
 from ganscreen.report import ImageInfo, Report
 
 DEFAULT_BATCH_SIZE = 4  # on the CPU (as fast as 8 there, with far less memory); see auto_batch_size
@@ -53,6 +64,76 @@ def usable_cpus() -> int:
 def auto_workers() -> int:
     """Parallel scan threads: one per usable CPU, at most 8 (each holds a batch in memory)."""
     return min(8, usable_cpus())
+
+
+# What the memory budget is spent on: the models, torch and the interpreter once, then per
+# worker a batch at its worst (one image decoded at the per-image limit, its analysis arrays
+# and the rest of its batch).
+BASE_MEMORY = 1024 * 2**20
+WORKER_MEMORY = 768 * 2**20
+MIN_DECODE_BYTES = 64 * 2**20
+
+
+def available_memory() -> int | None:
+    """Memory the system can still give (MemAvailable), in bytes; ``None`` if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_memory_budget() -> int:
+    """Half the memory available now (4 GiB when that cannot be told)."""
+    available = available_memory()
+    return available // 2 if available else 4 * 2**30
+
+
+def memory_workers(budget: int) -> int:
+    """Workers a memory budget pays for (at least one)."""
+    return max(1, (budget - BASE_MEMORY) // WORKER_MEMORY)
+
+
+def decode_limit(budget: int) -> int:
+    """Bytes one image may take to decode under a memory budget."""
+    return max(MIN_DECODE_BYTES, min(MAX_DECODE_BYTES, budget - BASE_MEMORY))
+
+
+def decode_pool(budget: int) -> int:
+    """Bytes all workers together may spend decoding at once (see :class:`MemoryGate`):
+    half of what the budget leaves after the models, at most 1 GiB. Workers decoding
+    ordinary photos never wait; two decodes of 100-megapixel images at once do."""
+    return max(2 * MIN_DECODE_BYTES, min(2**30, (budget - BASE_MEMORY) // 2))
+
+
+class MemoryGate:
+    """A shared allowance of bytes: ``hold(n)`` waits until ``n`` more fit (a request larger
+    than the whole allowance runs alone), so concurrent decodes stay within it."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.used = 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, amount: int) -> Iterator[None]:
+        amount = min(max(0, amount), self.capacity)
+        with self._changed:
+            while self.used and self.used + amount > self.capacity:
+                self._changed.wait()
+            self.used += amount
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.used -= amount
+                self._changed.notify_all()
 
 
 def auto_batch_size(device: torch.device) -> int:
@@ -83,18 +164,31 @@ class Screener:
     robustness:
         Also re-score every judged face after platform-style processing (downscale, JPEG;
         see :data:`ROBUSTNESS_VARIANTS`) and mark the report unstable when a verdict flips.
+    max_memory:
+        Memory budget in bytes (default: :func:`default_memory_budget`). It caps the
+        workers (:func:`memory_workers`, also when ``workers`` is given), the bytes one
+        image may take to decode (:func:`decode_limit`; larger JPEGs are decoded reduced,
+        other formats refused) and the bytes all workers may spend decoding at once
+        (:func:`decode_pool`).
     """
 
     def __init__(self, *, device: str | torch.device = "auto", batch_size: int | None = None,
                  workers: int | None = None, checks: Sequence[Check] | None = None,
-                 fusion: Fusion | None = None, robustness: bool = False) -> None:
+                 fusion: Fusion | None = None, robustness: bool = False,
+                 max_memory: int | None = None) -> None:
         if batch_size is not None and batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if workers is not None and workers < 1:
             raise ValueError("workers must be at least 1")
+        verify_all()  # every shipped parameter file and MTCNN's weights, before any is used
         self.device = resolve_device(device)
         self.batch_size = batch_size if batch_size is not None else auto_batch_size(self.device)
-        self.workers = workers if workers is not None else auto_workers()
+        if max_memory is not None and max_memory < 1:
+            raise ValueError("max_memory must be a positive number of bytes")
+        self.max_memory = max_memory if max_memory is not None else default_memory_budget()
+        self.workers = min(workers if workers is not None else auto_workers(), memory_workers(self.max_memory))
+        self.max_decode_bytes = decode_limit(self.max_memory)
+        self.decode_gate = MemoryGate(decode_pool(self.max_memory))
         self.robustness = robustness
         self.detector = FaceDetector(device=self.device)
         self.checks: list[Check] = list(checks) if checks is not None else default_checks(self.device)
@@ -186,24 +280,31 @@ class Screener:
         return self._finish(works, robustness=robustness)
 
     def _load_input(self, item: InputFile) -> _Work:
-        path, stamp = str(item.path), file_stamp(item.path)
+        """Read ``item`` once by the reading rule (its stamp is that of the bytes judged)."""
+        path = str(item.path)
         if item.error is not None:
-            work = _Work(path, report=self._error(path, item.error, stamp))
-        else:
-            work = self._load(path, item.path)
-            if work.report is not None:
-                work.report.file = stamp
-        work.file = stamp
+            return _Work(path, report=self._error(path, item.error))
+        try:
+            read = read_file(item.path, root=item.root)
+        except ImageLoadError as exc:
+            return _Work(path, report=self._error(path, str(exc), exc.stamp))
+        except Exception as exc:  # never let one file end a batch
+            return _Work(path, report=self._error(path, f"unexpected error while reading: {_one_line(exc)}"))
+        work = self._load(path, read.data)
+        work.file = read.stamp
+        if work.report is not None:
+            work.report.file = read.stamp
         return work
 
     def _load(self, path: str | None, source: object) -> _Work:
         """Decode and shrink for detection (worker threads)."""
         work = _Work(path)
         try:
-            work.image = load_image(source)  # type: ignore[arg-type]
+            cost = header_cost(source) if isinstance(source, bytes) else 0
+            with self.decode_gate.hold(cost):
+                work.image = load_image(source, max_decode_bytes=self.max_decode_bytes)  # type: ignore[arg-type]
             if needs_mirror(work.image.rgb):  # screen the mirror-canonical orientation
-                work.image = LoadedImage(rgb=np.ascontiguousarray(work.image.rgb[:, ::-1]),
-                                         format=work.image.format)
+                work.image = dataclasses.replace(work.image, rgb=np.ascontiguousarray(work.image.rgb[:, ::-1]))
                 work.mirrored = True
             work.detect_input = self.detector.prepare(work.image.rgb)
         except ImageLoadError as exc:

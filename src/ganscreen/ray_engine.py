@@ -32,6 +32,7 @@ Screener raises nothing for bad input, so such an error is a bug.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from collections import Counter
@@ -136,9 +137,13 @@ class ScreenBatch:
             reports[i] = report
         screened = self.screener.screen_batch([src for _, src in decoded],  # type: ignore[misc]
                                               paths=[paths[i] for i, _ in decoded])
-        for (i, _), report in zip(decoded, screened, strict=True):
+        for (i, source), report in zip(decoded, screened, strict=True):
             if paths[i] is not None:
-                report.file = file_stamp(paths[i])  # None when the path is not a local file
+                stamp = file_stamp(paths[i])  # None when the path is not a local file
+                if stamp is not None and isinstance(source, bytes):
+                    # The hash of the bytes judged, as the local engine records it (--resume, report).
+                    stamp = {**stamp, "sha256": hashlib.sha256(source).hexdigest()}
+                report.file = stamp
             reports[i] = report
         return [r for r in reports if r is not None]
 

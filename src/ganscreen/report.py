@@ -9,8 +9,10 @@ file back for ``scan --resume``: the records it holds and where its complete par
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,9 +115,24 @@ def _utf8_encodable(text: str) -> bool:
 
 # --------------------------------------------------------------------------- writers
 
-# file_size and file_mtime let `scan --resume` recognise files already screened.
+# file_size, file_mtime and file_sha256 let `scan --resume` recognise files already screened.
 CSV_FIXED = ["path", "status", "error", "score", "verdict", "reason", "flags", "unstable", "width", "height",
-             "format", "n_faces", "face_confidence", "model_version", "file_size", "file_mtime"]
+             "format", "n_faces", "face_confidence", "model_version", "file_size", "file_mtime",
+             "file_sha256"]
+# A spreadsheet runs a cell that starts with = + - @ (or tab, CR) as a formula: such text
+# cells get a leading ' (the OWASP rule). Text that already starts with ' before one of
+# them gets one more, so reading back (strip one ') gives the exact text.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+
+
+def neutralise_cell(text: str) -> str:
+    """``text`` made safe to open in a spreadsheet (see :func:`restore_cell`)."""
+    return "'" + text if _FORMULA.match(text) else text
+
+
+def restore_cell(text: str) -> str:
+    """The text :func:`neutralise_cell` was given."""
+    return text[1:] if text.startswith("'") and _FORMULA.match(text, 1) else text
 
 
 def csv_fieldnames(check_columns: list[str]) -> list[str]:
@@ -143,13 +160,14 @@ def csv_row(record: Mapping[str, Any], check_columns: list[str]) -> dict[str, An
         "model_version": (record.get("model") or {}).get("version", ""),
         "file_size": file.get("size", ""),
         "file_mtime": file.get("mtime", ""),
+        "file_sha256": file.get("sha256", ""),
     }
     checks = record.get("checks") or {}
     for column in check_columns:
         name, _, key = column.partition(".")
         value = (checks.get(name) or {}).get(key)
         row[column] = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
-    return row
+    return {k: neutralise_cell(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 class RecordWriter:
@@ -174,15 +192,32 @@ class RecordWriter:
                 self.stream.flush()
         self._check_columns = check_columns or []
 
-    def write(self, report: Report) -> None:
+    def format(self, report: Report) -> str:
+        """The text of one record (one JSON line, or one CSV row with its line ending)."""
+        if self._csv is None:
+            return report.to_json() + "\n"
+        buf = io.StringIO()
+        csv.DictWriter(buf, fieldnames=csv_fieldnames(self._check_columns),
+                       extrasaction="ignore").writerow(csv_row(report.to_record(), self._check_columns))
+        return buf.getvalue()
+
+    def header(self) -> str:
+        """The CSV header row ('' for JSON Lines)."""
+        if self._csv is None:
+            return ""
+        buf = io.StringIO()
+        csv.DictWriter(buf, fieldnames=csv_fieldnames(self._check_columns)).writeheader()
+        return buf.getvalue()
+
+    def write(self, report: Report) -> str:
+        """Write and flush one record; returns its text."""
+        text = self.format(report)
         # One write call per record, so a killed process leaves at most one torn last line
         # (which read_output recognises and `scan --resume` cuts off).
-        if self._csv is not None:
-            self._csv.writerow(csv_row(report.to_record(), self._check_columns))
-        else:
-            self.stream.write(report.to_json() + "\n")
+        self.stream.write(text)
         self.stream.flush()
         self.count += 1
+        return text
 
 
 # --------------------------------------------------------------------------- reading back
@@ -201,10 +236,12 @@ class RecordedFile:
     mtime: float | None
     outcome: str  # the verdict of an ok record, else the status (no_face, error, ...)
     model_version: str | None
+    sha256: str | None = None
+    text: str = ""  # the record exactly as it stands in the file (with its line ending)
 
     @property
-    def key(self) -> tuple[str, int | None, float | None]:
-        return (self.path, self.size, self.mtime)
+    def key(self) -> tuple[str, int | None, float | None, str | None]:
+        return (self.path, self.size, self.mtime, self.sha256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,14 +267,13 @@ def read_output(path: Path, fmt: str, *, check_columns: list[str]) -> ExistingOu
     """
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"unknown format {fmt!r}")
-    with path.open("rb") as fh:
-        total = fh.seek(0, 2)
-        fh.seek(0)
-        if fmt == "jsonl":
-            records, complete = _read_jsonl(fh)
-        else:
-            records, complete = _read_csv(fh, csv_fieldnames(check_columns), total)
-    return ExistingOutput(records=records, complete_bytes=complete, total_bytes=total)
+    data = path.read_bytes()
+    fh = io.BytesIO(data)
+    if fmt == "jsonl":
+        records, complete = _read_jsonl(fh)
+    else:
+        records, complete = _read_csv(fh, csv_fieldnames(check_columns), len(data), data)
+    return ExistingOutput(records=records, complete_bytes=complete, total_bytes=len(data))
 
 
 def _read_jsonl(fh: IO[bytes]) -> tuple[list[RecordedFile], int]:
@@ -268,6 +304,8 @@ def _from_json_line(line: bytes, number: int) -> RecordedFile:
         mtime=file.get("mtime"),
         outcome=_outcome(record["status"], record.get("verdict")),
         model_version=model.get("version"),
+        sha256=file.get("sha256") if isinstance(file.get("sha256"), str) else None,
+        text=line.decode("utf-8"),
     )
 
 
@@ -290,7 +328,8 @@ class _LineCursor:
             yield raw.decode("utf-8")
 
 
-def _read_csv(fh: IO[bytes], fieldnames: list[str], total: int) -> tuple[list[RecordedFile], int]:
+def _read_csv(fh: IO[bytes], fieldnames: list[str], total: int,
+              data: bytes) -> tuple[list[RecordedFile], int]:
     cursor = _LineCursor(fh)
     # strict: a quoted field cut off at the end of the file raises instead of passing as a row.
     rows = csv.reader(cursor, strict=True)
@@ -317,7 +356,10 @@ def _read_csv(fh: IO[bytes], fieldnames: list[str], total: int) -> tuple[list[Re
         elif torn:
             raise ResumeError(f"row {number} does not have the {len(fieldnames)} columns of a ganscreen CSV")
         else:
-            records.append(_from_csv_row(dict(zip(fieldnames, row, strict=True)), number))
+            record = _from_csv_row(dict(zip(fieldnames, row, strict=True)), number)
+            records.append(RecordedFile(record.path, record.size, record.mtime, record.outcome,
+                                        record.model_version, record.sha256,
+                                        data[complete:cursor.offset].decode("utf-8")))
         complete = cursor.offset
     return records, complete
 
@@ -330,9 +372,10 @@ def _from_csv_row(row: dict[str, str], number: int) -> RecordedFile:
         mtime = float(row["file_mtime"]) if row["file_mtime"] else None
     except ValueError:
         raise ResumeError(f"row {number} has an unreadable file_size or file_mtime") from None
-    return RecordedFile(path=portable_text(row["path"]), size=size, mtime=mtime,
+    return RecordedFile(path=portable_text(restore_cell(row["path"])), size=size, mtime=mtime,
                         outcome=_outcome(row["status"], row["verdict"] or None),
-                        model_version=row["model_version"] or None)
+                        model_version=restore_cell(row["model_version"]) or None,
+                        sha256=row["file_sha256"] or None)
 
 
 def _outcome(status: str, verdict: str | None) -> str:
