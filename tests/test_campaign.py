@@ -141,7 +141,10 @@ def test_json_schema_keys(summary: dict) -> None:
     assert set(summary["photos"][0]) == {"id", "path", "account", "status", "verdict", "score", "flags",
                                          "cluster", "hash", "hash_error"}
     assert set(summary["clusters"][0]) == {"id", "size", "members", "accounts", "spans_accounts", "links"}
-    assert set(summary["clusters"][0]["links"][0]) == {"a", "b", "kind", "distance", "mirrored"}
+    assert set(summary["clusters"][0]["links"][0]) == {"a", "b", "kind", "distance", "mirrored", "inliers",
+                                                       "correlation"}
+    assert set(summary["hash"]["verification"]) == {"method", "candidate_threshold", "candidates_per_photo",
+                                                    "min_inliers", "min_correlation"}
     test = summary["statistics"]["tests"][0]
     assert set(test) == {"name", "observed", "total", "base_rate", "base_rate_source", "base_rate_measured",
                          "expected", "p_value", "log10_p", "text"}

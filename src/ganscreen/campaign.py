@@ -68,17 +68,24 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePath
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 from markupsafe import Markup
 
 from ganscreen._version import __version__
 from ganscreen.hashing import PhotoHashes, UnionFind, near_unique, photo_hashes
+
+if TYPE_CHECKING:
+    from ganscreen.keypoints import Match
 from ganscreen.report import FLAG_DESCRIPTIONS, portable_text
 
 SCHEMA = "ganscreen-campaign/1"
 DEFAULT_THRESHOLD = 4
+# Second stage: pairs within this many bits (either kind), at most this many per photo
+# (its closest), are verified with keypoints (scripts/measure_hash_threshold.py --verify).
+CANDIDATE_THRESHOLD = 16
+CANDIDATES_PER_PHOTO = 8
 # Flags whose base rate among ordinary real photos is not shipped: the checks' flag
 # thresholds and the fusion's gan threshold sit at about 1 % false positives on real photos.
 DEFAULT_BASE_RATE = 0.01
@@ -249,23 +256,22 @@ def hash_record(record: Mapping[str, Any]) -> tuple[PhotoHashes | None, str | No
 class Link:
     a: int
     b: int
-    kind: str
-    distance: int
+    kind: str  # "image" or "face" (a hash match) or "keypoints" (a verified candidate)
+    distance: int  # bits between the closest hashes of the two photos
     mirrored: bool
+    inliers: int | None = None  # keypoint links: RANSAC inliers
+    correlation: float | None = None  # keypoint links: band-passed pixel correlation
 
     def to_record(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "kind": self.kind, "distance": self.distance,
-                "mirrored": self.mirrored}
+                "mirrored": self.mirrored, "inliers": self.inliers, "correlation": self.correlation}
 
 
-def cluster_photos(hashes: Sequence[PhotoHashes | None], threshold: int = DEFAULT_THRESHOLD
-                   ) -> list[tuple[list[int], list[Link]]]:
-    """Clusters of near-duplicate photos (two or more members) and the links that joined them.
+Verifier = Callable[[int, int], "Match | None"]
 
-    Photos match when their hashes of one kind (image or face) are within ``threshold``
-    bits, each plain or mirrored (so a mirrored copy matches). Closest matches are joined
-    first, so each cluster's links are a minimum spanning tree of its matches.
-    """
+
+def _hash_entries(hashes: Sequence[PhotoHashes | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One entry per hash value: (owner photo, kind index, mirrored?, value)."""
     owner, kind, mirror, value = [], [], [], []
     for i, h in enumerate(hashes):
         if h is None:
@@ -278,10 +284,58 @@ def cluster_photos(hashes: Sequence[PhotoHashes | None], threshold: int = DEFAUL
                 kind.append(k)
                 mirror.append(m)
                 value.append(v)
-    if not value:
+    return (np.asarray(owner, np.int64), np.asarray(kind, np.int64), np.asarray(mirror, bool),
+            np.asarray(value, dtype=np.uint64))
+
+
+def nearest_candidates(own: np.ndarray, ea: np.ndarray, eb: np.ndarray, dist: np.ndarray,
+                       per_photo: int) -> np.ndarray:
+    """Photo pairs ``(a, b, distance)``, ``a < b``, from entry pairs: each pair's closest
+    distance, kept when it is among the ``per_photo`` closest of ``a`` or of ``b``; sorted
+    by ``(distance, a, b)``. Bounds the verification work to ``per_photo`` pairs a photo
+    however many loose neighbours it has."""
+    pa, pb = own[ea], own[eb]
+    a, b = np.minimum(pa, pb), np.maximum(pa, pb)
+    keep = a != b
+    a, b, d = a[keep], b[keep], dist[keep]
+    if a.size == 0:
+        return np.empty((0, 3), np.int64)
+    order = np.lexsort((b, a, d))
+    a, b, d = a[order], b[order], d[order]
+    _, first = np.unique(np.stack([a, b], 1), axis=0, return_index=True)
+    first.sort()  # back in (distance, a, b) order
+    a, b, d = a[first], b[first], d[first]
+    chosen = np.zeros(a.size, bool)
+    for side in (a, b):
+        order = np.lexsort((np.arange(a.size), side))  # by photo, then by (distance, a, b)
+        ranked = side[order]
+        starts = np.searchsorted(ranked, ranked, "left")
+        rank = np.arange(a.size) - starts
+        chosen[order[rank < per_photo]] = True
+    return np.stack([a[chosen], b[chosen], d[chosen]], 1)
+
+
+def cluster_photos(hashes: Sequence[PhotoHashes | None], threshold: int = DEFAULT_THRESHOLD, *,
+                   verify: Verifier | None = None, candidate_threshold: int = CANDIDATE_THRESHOLD,
+                   candidates_per_photo: int = CANDIDATES_PER_PHOTO) -> list[tuple[list[int], list[Link]]]:
+    """Clusters of near-duplicate photos (two or more members) and the links that joined them.
+
+    Photos match when their hashes of one kind (image or face) are within ``threshold``
+    bits, each plain or mirrored (so a mirrored copy matches). Closest matches are joined
+    first, so each cluster's hash links are a minimum spanning tree of its matches.
+
+    With ``verify`` (photo index, photo index → :class:`ganscreen.keypoints.Match` or None), a
+    second stage then looks at looser pairs, within ``candidate_threshold`` bits, keeping
+    each photo's ``candidates_per_photo`` closest: a pair not yet in one cluster is joined
+    when ``verify`` confirms it (keypoints and pixels agree under a similarity transform:
+    cropped and rotated copies). Candidates are tried closest first, ties by photo index,
+    so the result is deterministic.
+    """
+    own, knd, mir, values = _hash_entries(hashes)
+    if not values.size:
         return []
-    own, knd, mir = np.asarray(owner), np.asarray(kind), np.asarray(mirror, bool)
-    inverse, distances, pairs = near_unique(np.asarray(value, dtype=np.uint64), threshold, groups=knd)
+    loose = max(threshold, candidate_threshold) if verify is not None else threshold
+    inverse, distances, pairs = near_unique(values, loose, groups=knd)
     # Candidate links, entry to entry: identical values chain to their value's first entry
     # (distance 0), near values link through those first entries. Same connectivity as all
     # pairs, without listing the pairs among thousands of identical copies.
@@ -293,14 +347,24 @@ def cluster_photos(hashes: Sequence[PhotoHashes | None], threshold: int = DEFAUL
     dist = np.concatenate([np.zeros(int(rest.sum()), np.int64), distances])
     useful = own[ea] != own[eb]
     ea, eb, dist = ea[useful], eb[useful], dist[useful]
-    order = np.lexsort((own[eb], own[ea], dist))
+    strict = dist <= threshold
+    sa, sb, sd = ea[strict], eb[strict], dist[strict]
+    order = np.lexsort((own[sb], own[sa], sd))
     uf = UnionFind(len(hashes))
     links: list[Link] = []
     for t in order.tolist():
-        i, j = int(ea[t]), int(eb[t])
+        i, j = int(sa[t]), int(sb[t])
         a, b = int(own[i]), int(own[j])
         if uf.union(a, b):
-            links.append(Link(min(a, b), max(a, b), KINDS[int(knd[i])], int(dist[t]), bool(mir[i] ^ mir[j])))
+            links.append(Link(min(a, b), max(a, b), KINDS[int(knd[i])], int(sd[t]), bool(mir[i] ^ mir[j])))
+    if verify is not None:
+        for a, b, d in nearest_candidates(own, ea, eb, dist, candidates_per_photo).tolist():
+            if uf.find(a) == uf.find(b):
+                continue
+            found = verify(a, b)
+            if found is not None and found.verified:
+                uf.union(a, b)
+                links.append(Link(a, b, "keypoints", int(d), found.mirrored, found.inliers, found.correlation))
     groups = uf.groups()
     by_root: dict[int, list[Link]] = defaultdict(list)
     for link in links:
@@ -314,12 +378,15 @@ def cluster_photos(hashes: Sequence[PhotoHashes | None], threshold: int = DEFAUL
 def summarise(records: Sequence[Mapping[str, Any]], hashes: Sequence[PhotoHashes | None],
               hash_errors: Sequence[str | None], accounts: Sequence[str | None], *,
               threshold: int = DEFAULT_THRESHOLD, paths: Sequence[str] = (), scan: str | None = None,
-              roots: Sequence[str] = ()) -> dict[str, Any]:
-    """The campaign summary (the JSON document described in the module docstring)."""
+              roots: Sequence[str] = (), verify: Verifier | None = None) -> dict[str, Any]:
+    """The campaign summary (the JSON document described in the module docstring).
+
+    ``verify`` turns on the keypoint stage of :func:`cluster_photos` (``build`` passes one
+    that re-reads the photos)."""
     n = len(records)
     if not (len(hashes) == len(hash_errors) == len(accounts) == n):
         raise ValueError("records, hashes, hash_errors and accounts must have the same length")
-    clusters = cluster_photos(hashes, threshold)
+    clusters = cluster_photos(hashes, threshold, verify=verify)
     cluster_of: dict[int, int] = {}
     cluster_json = []
     for cid, (members, links) in enumerate(clusters):
@@ -361,7 +428,8 @@ def summarise(records: Sequence[Mapping[str, Any]], hashes: Sequence[PhotoHashes
                    "roots": [portable_text(str(r)) for r in roots]},
         "hash": {"algorithm": "imagehash.phash (64-bit DCT perceptual hash) of the whole image and "
                               "of the landmark-aligned face centre, plain and mirrored",
-                 "bits": 64, "threshold": threshold, "kinds": list(KINDS), "mirrored": True},
+                 "bits": 64, "threshold": threshold, "kinds": list(KINDS), "mirrored": True,
+                 "verification": None if verify is None else verification_parameters()},
         "totals": {"files": n, "ok": totals["ok"], "no_face": totals["no_face"], "error": totals["error"],
                    "gan": totals["gan"], "uncertain": totals["uncertain"], "real": totals["real"],
                    "hashed": hashed, "not_hashed": n - hashed, "clusters": len(cluster_json),
@@ -428,10 +496,37 @@ def _accounts(photos: Sequence[Mapping[str, Any]], clusters: Sequence[Mapping[st
             for a in names]
 
 
+def verification_parameters() -> dict[str, Any]:
+    from ganscreen import keypoints as kp
+
+    return {"method": "ORB keypoints, ratio test, RANSAC similarity transform (plain and mirrored), "
+                      "then band-passed pixel correlation under that transform",
+            "candidate_threshold": CANDIDATE_THRESHOLD, "candidates_per_photo": CANDIDATES_PER_PHOTO,
+            "min_inliers": kp.MIN_INLIERS, "min_correlation": kp.MIN_CORRELATION}
+
+
+def record_verifier(records: Sequence[Mapping[str, Any]]) -> Verifier:
+    """Keypoint verification of candidate pairs, re-reading the records' images on demand."""
+    from ganscreen.images import ImageLoadError, load_image
+    from ganscreen.keypoints import FeatureCache
+
+    def load(i: int) -> np.ndarray | None:
+        path = records[i].get("path")
+        if not isinstance(path, str):
+            return None
+        try:
+            return load_image(path).rgb
+        except ImageLoadError:
+            return None
+
+    return FeatureCache(load).verify
+
+
 def build(records: Sequence[Mapping[str, Any]], *, roots: Sequence[str] | None = None,
           threshold: int = DEFAULT_THRESHOLD, paths: Sequence[str] = (), scan: str | None = None,
-          on_photo: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Hash every record's image and summarise (``roots=None``: inferred from the paths)."""
+          on_photo: Callable[[], None] | None = None, verify: bool = True) -> dict[str, Any]:
+    """Hash every record's image and summarise (``roots=None``: inferred from the paths);
+    ``verify``: also join the cropped and rotated copies that keypoints confirm."""
     hashes: list[PhotoHashes | None] = []
     errors: list[str | None] = []
     for record in records:
@@ -444,7 +539,7 @@ def build(records: Sequence[Mapping[str, Any]], *, roots: Sequence[str] | None =
     if roots is None:
         roots = default_roots(file_paths)
     return summarise(records, hashes, errors, assign_accounts(file_paths, roots), threshold=threshold,
-                     paths=paths, scan=scan, roots=roots)
+                     paths=paths, scan=scan, roots=roots, verify=record_verifier(records) if verify else None)
 
 
 # --------------------------------------------------------------------------- HTML
@@ -479,13 +574,20 @@ def render_html(summary: Mapping[str, Any], out: IO[str], *, thumbnails: bool = 
             "figures": [{"photo": photos[m], "thumb": _thumb(photos[m]["path"]) if thumbnails else None,
                        "name": photos[m]["path"].rstrip("/").rsplit("/", 1)[-1]} for m in shown],
             "more": len(members) - len(shown),
-            "links": [f"#{lk['a']} ↔ #{lk['b']}: {lk['kind']} hash, {lk['distance']} bits"
-                      f"{', mirrored' if lk['mirrored'] else ''}" for lk in cluster["links"][:40]],
+            "links": [_link_text(lk) for lk in cluster["links"][:40]],
         })
     context = {"s": summary, "strips": strips, "style": Markup(style), "csp": csp,
                "flag_descriptions": FLAG_DESCRIPTIONS,
                "title": f"ganscreen campaign: {summary['totals']['files']} photos"}
     environment().from_string(_TEMPLATE).stream(context).dump(out)
+
+
+def _link_text(link: Mapping[str, Any]) -> str:
+    mirrored = ", mirrored" if link["mirrored"] else ""
+    if link["kind"] == "keypoints":
+        return (f"#{link['a']} ↔ #{link['b']}: {link['inliers']} matching keypoints, pixel correlation "
+                f"{link['correlation']:.2f}{mirrored}")
+    return f"#{link['a']} ↔ #{link['b']}: {link['kind']} hash, {link['distance']} bits{mirrored}"
 
 
 def write_html(path: Path, summary: Mapping[str, Any], **kwargs: Any) -> None:
