@@ -60,6 +60,7 @@ distance is even.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as _dt
 import math
 import os
@@ -232,8 +233,9 @@ def record_landmarks(record: Mapping[str, Any]) -> list[list[float]] | None:
     return best
 
 
-def hash_record(record: Mapping[str, Any]) -> tuple[PhotoHashes | None, str | None]:
-    """Re-read the record's image and hash it: ``(hashes, None)`` or ``(None, why not)``."""
+def hash_record(record: Mapping[str, Any], *, keys: bool = False) -> tuple[PhotoHashes | None, str | None]:
+    """Re-read the record's image and hash it: ``(hashes, None)`` or ``(None, why not)``;
+    ``keys``: with its keypoint signature too (the second stage's candidates)."""
     from ganscreen.images import ImageLoadError, load_image
 
     path = record.get("path")
@@ -244,7 +246,12 @@ def hash_record(record: Mapping[str, Any]) -> tuple[PhotoHashes | None, str | No
     except ImageLoadError as exc:
         return None, str(exc)
     try:
-        return photo_hashes(image.rgb, record_landmarks(record) if record.get("status") == "ok" else None), None
+        hashes = photo_hashes(image.rgb, record_landmarks(record) if record.get("status") == "ok" else None)
+        if keys:
+            from ganscreen.keypoints import signature
+
+            hashes = dataclasses.replace(hashes, keys=signature(image.rgb))
+        return hashes, None
     except Exception as exc:  # never let one photo end the campaign
         return None, f"cannot hash: {exc}"
 
@@ -257,7 +264,7 @@ class Link:
     a: int
     b: int
     kind: str  # "image" or "face" (a hash match) or "keypoints" (a verified candidate)
-    distance: int  # bits between the closest hashes of the two photos
+    distance: int | None  # bits between the closest hashes (None: a keypoint-vote candidate)
     mirrored: bool
     inliers: int | None = None  # keypoint links: RANSAC inliers
     correlation: float | None = None  # keypoint links: band-passed pixel correlation
@@ -288,6 +295,29 @@ def _hash_entries(hashes: Sequence[PhotoHashes | None]) -> tuple[np.ndarray, np.
             np.asarray(value, dtype=np.uint64))
 
 
+def entry_pairs(hashes: Sequence[PhotoHashes | None], threshold: int) -> tuple[np.ndarray, ...]:
+    """Hash entries (owner, kind, mirrored) and the entry pairs ``(ea, eb, distance)`` of
+    different photos within ``threshold`` bits, of the same kind.
+
+    Identical values chain to their value's first entry (distance 0), near values link
+    through those first entries: the same connectivity as all pairs, without listing the
+    pairs among thousands of identical copies.
+    """
+    own, knd, mir, values = _hash_entries(hashes)
+    if not values.size:
+        empty = np.empty(0, np.int64)
+        return own, knd, mir, empty, empty, empty
+    inverse, distances, pairs = near_unique(values, threshold, groups=knd)
+    first = np.unique(inverse, return_index=True)[1]  # each value's first entry
+    chain_a = first[inverse]
+    rest = chain_a != np.arange(inverse.size)
+    ea = np.concatenate([chain_a[rest], first[pairs[:, 0]]])
+    eb = np.concatenate([np.flatnonzero(rest), first[pairs[:, 1]]])
+    dist = np.concatenate([np.zeros(int(rest.sum()), np.int64), distances])
+    useful = own[ea] != own[eb]
+    return own, knd, mir, ea[useful], eb[useful], dist[useful]
+
+
 def nearest_candidates(own: np.ndarray, ea: np.ndarray, eb: np.ndarray, dist: np.ndarray,
                        per_photo: int) -> np.ndarray:
     """Photo pairs ``(a, b, distance)``, ``a < b``, from entry pairs: each pair's closest
@@ -304,15 +334,31 @@ def nearest_candidates(own: np.ndarray, ea: np.ndarray, eb: np.ndarray, dist: np
     a, b, d = a[order], b[order], d[order]
     _, first = np.unique(np.stack([a, b], 1), axis=0, return_index=True)
     first.sort()  # back in (distance, a, b) order
-    a, b, d = a[first], b[first], d[first]
+    out = np.stack([a[first], b[first], d[first]], 1)
+    return out[_best_per_photo(out[:, 0], out[:, 1], per_photo)]
+
+
+def _best_per_photo(a: np.ndarray, b: np.ndarray, per_photo: int) -> np.ndarray:
+    """Mask of the pairs (in priority order) among the first ``per_photo`` of ``a`` or of ``b``."""
     chosen = np.zeros(a.size, bool)
     for side in (a, b):
-        order = np.lexsort((np.arange(a.size), side))  # by photo, then by (distance, a, b)
+        order = np.lexsort((np.arange(a.size), side))  # by photo, then by priority
         ranked = side[order]
-        starts = np.searchsorted(ranked, ranked, "left")
-        rank = np.arange(a.size) - starts
+        rank = np.arange(a.size) - np.searchsorted(ranked, ranked, "left")
         chosen[order[rank < per_photo]] = True
-    return np.stack([a[chosen], b[chosen], d[chosen]], 1)
+    return chosen
+
+
+def vote_candidates(hashes: Sequence[PhotoHashes | None], per_photo: int) -> np.ndarray:
+    """Photo pairs ``(a, b, votes)`` sharing keypoint keys (:func:`ganscreen.keypoints.vote_pairs`),
+    each photo's ``per_photo`` best; sorted by ``(-votes, a, b)``."""
+    signatures = [None if h is None else h.keys for h in hashes]
+    if sum(s is not None for s in signatures) < 2:
+        return np.empty((0, 3), np.int64)
+    from ganscreen.keypoints import vote_pairs
+
+    pairs = vote_pairs(signatures)
+    return pairs[_best_per_photo(pairs[:, 0], pairs[:, 1], per_photo)]
 
 
 def cluster_photos(hashes: Sequence[PhotoHashes | None], threshold: int = DEFAULT_THRESHOLD, *,
@@ -331,22 +377,10 @@ def cluster_photos(hashes: Sequence[PhotoHashes | None], threshold: int = DEFAUL
     cropped and rotated copies). Candidates are tried closest first, ties by photo index,
     so the result is deterministic.
     """
-    own, knd, mir, values = _hash_entries(hashes)
-    if not values.size:
-        return []
     loose = max(threshold, candidate_threshold) if verify is not None else threshold
-    inverse, distances, pairs = near_unique(values, loose, groups=knd)
-    # Candidate links, entry to entry: identical values chain to their value's first entry
-    # (distance 0), near values link through those first entries. Same connectivity as all
-    # pairs, without listing the pairs among thousands of identical copies.
-    first = np.unique(inverse, return_index=True)[1]  # each value's first entry
-    chain_a = first[inverse]
-    rest = chain_a != np.arange(inverse.size)
-    ea = np.concatenate([chain_a[rest], first[pairs[:, 0]]])
-    eb = np.concatenate([np.flatnonzero(rest), first[pairs[:, 1]]])
-    dist = np.concatenate([np.zeros(int(rest.sum()), np.int64), distances])
-    useful = own[ea] != own[eb]
-    ea, eb, dist = ea[useful], eb[useful], dist[useful]
+    own, knd, mir, ea, eb, dist = entry_pairs(hashes, loose)
+    if not own.size and verify is None:
+        return []
     strict = dist <= threshold
     sa, sb, sd = ea[strict], eb[strict], dist[strict]
     order = np.lexsort((own[sb], own[sa], sd))
@@ -358,13 +392,16 @@ def cluster_photos(hashes: Sequence[PhotoHashes | None], threshold: int = DEFAUL
         if uf.union(a, b):
             links.append(Link(min(a, b), max(a, b), KINDS[int(knd[i])], int(sd[t]), bool(mir[i] ^ mir[j])))
     if verify is not None:
-        for a, b, d in nearest_candidates(own, ea, eb, dist, candidates_per_photo).tolist():
+        # Hash candidates closest first, then keypoint-vote candidates most votes first.
+        close = nearest_candidates(own, ea, eb, dist, candidates_per_photo).tolist()
+        voted = [(a, b, None) for a, b, _ in vote_candidates(hashes, candidates_per_photo).tolist()]
+        for a, b, d in close + voted:
             if uf.find(a) == uf.find(b):
                 continue
             found = verify(a, b)
             if found is not None and found.verified:
                 uf.union(a, b)
-                links.append(Link(a, b, "keypoints", int(d), found.mirrored, found.inliers, found.correlation))
+                links.append(Link(a, b, "keypoints", d, found.mirrored, found.inliers, found.correlation))
     groups = uf.groups()
     by_root: dict[int, list[Link]] = defaultdict(list)
     for link in links:
@@ -502,7 +539,7 @@ def verification_parameters() -> dict[str, Any]:
     return {"method": "ORB keypoints, ratio test, RANSAC similarity transform (plain and mirrored), "
                       "then band-passed pixel correlation under that transform",
             "candidate_threshold": CANDIDATE_THRESHOLD, "candidates_per_photo": CANDIDATES_PER_PHOTO,
-            "min_inliers": kp.MIN_INLIERS, "min_correlation": kp.MIN_CORRELATION}
+            "min_votes": kp.MIN_VOTES, "min_inliers": kp.MIN_INLIERS, "min_correlation": kp.MIN_CORRELATION}
 
 
 def record_verifier(records: Sequence[Mapping[str, Any]]) -> Verifier:
@@ -530,7 +567,7 @@ def build(records: Sequence[Mapping[str, Any]], *, roots: Sequence[str] | None =
     hashes: list[PhotoHashes | None] = []
     errors: list[str | None] = []
     for record in records:
-        h, err = hash_record(record)
+        h, err = hash_record(record, keys=verify)
         hashes.append(h)
         errors.append(err)
         if on_photo is not None:
@@ -584,7 +621,7 @@ def render_html(summary: Mapping[str, Any], out: IO[str], *, thumbnails: bool = 
 
 def _link_text(link: Mapping[str, Any]) -> str:
     mirrored = ", mirrored" if link["mirrored"] else ""
-    if link["kind"] == "keypoints":
+    if link["kind"] == "keypoints":  # distance: None for a keypoint-vote candidate
         return (f"#{link['a']} ↔ #{link['b']}: {link['inliers']} matching keypoints, pixel correlation "
                 f"{link['correlation']:.2f}{mirrored}")
     return f"#{link['a']} ↔ #{link['b']}: {link['kind']} hash, {link['distance']} bits{mirrored}"
