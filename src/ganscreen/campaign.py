@@ -85,8 +85,8 @@ SCHEMA = "ganscreen-campaign/1"
 DEFAULT_THRESHOLD = 4
 # Second stage: pairs within this many bits (either kind), at most this many per photo
 # (its closest), are verified with keypoints (scripts/measure_hash_threshold.py --verify).
-CANDIDATE_THRESHOLD = 16
-CANDIDATES_PER_PHOTO = 8
+CANDIDATE_THRESHOLD = 8
+CANDIDATES_PER_PHOTO = 4
 # Flags whose base rate among ordinary real photos is not shipped: the checks' flag
 # thresholds and the fusion's gan threshold sit at about 1 % false positives on real photos.
 DEFAULT_BASE_RATE = 0.01
