@@ -303,6 +303,12 @@ def measure(args: argparse.Namespace) -> None:
             "distinct_correlation_max": max((m.correlation for m in distinct_scores), default=None),
             "copy_correlation_min": min((m.correlation for m in copy_scores), default=None),
             "verify_seconds": round(verify_s, 1), "features_computed": features.computed,
+            # Every verified pair of different files at the default, weakest first: the ones
+            # to look at (many are the collection's own duplicates: one photo in two sources).
+            "links_between_files": sorted(
+                ([str(items[a].path), str(items[b].path), items[a].name, items[b].name, m.inliers, m.correlation]
+                 for a, b, m in scores if m is not None and m.verified and family[a] != family[b]),
+                key=lambda r: (r[5], r[0], r[1])),
         }
         args.json.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")

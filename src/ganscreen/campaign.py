@@ -5,8 +5,11 @@
 to hash it, and summarises the set as a whole:
 
 - **reused photos**: clusters of near-duplicate images (the same photo resized,
-  re-compressed, cropped, mirrored or colour-filtered), found with perceptual hashes of the
-  whole image and of the landmark-aligned face (:mod:`ganscreen.hashing`);
+  re-compressed, cropped, rotated, mirrored or colour-filtered), found with perceptual hashes
+  of the whole image and of the landmark-aligned face (:mod:`ganscreen.hashing`), then a
+  second stage: looser candidates (hashes within ``CANDIDATE_THRESHOLD`` bits, or photos
+  sharing rare keypoint keys) verified with keypoints and pixels (:mod:`ganscreen.keypoints`),
+  which joins copies cropped by up to a quarter or rotated by a few degrees;
 - **a shared generator fingerprint**: how many distinct faces carry each flag (and the
   verdict ``gan``) against how many ordinary real photos would, with a one-sided binomial
   test;
@@ -38,7 +41,7 @@ distance is even.
 - ``source``: ``{"paths": [...], "scan": str | null, "roots": [...]}``: the folders whose
   subfolders are accounts;
 - ``hash``: ``{"algorithm", "bits": 64, "threshold", "kinds": ["image", "face"],
-  "mirrored": true}``;
+  "mirrored": true, "verification"}`` (the second stage's parameters, or null when off);
 - ``totals``: ``files``, ``ok``, ``no_face``, ``error``, ``gan``, ``uncertain``, ``real``,
   ``hashed``, ``not_hashed``, ``clusters``, ``photos_in_clusters``, ``accounts``;
 - ``photos``: one object per record, in record order: ``id`` (index), ``path``,
@@ -47,8 +50,9 @@ distance is even.
   ``hash_error`` (str | null);
 - ``clusters``: ``id``, ``size``, ``members`` (photo ids), ``accounts`` (sorted, non-null),
   ``spans_accounts`` (bool), ``links``: the matches that joined the cluster, closest first,
-  one fewer than members: ``{"a", "b", "kind": "image" | "face", "distance",
-  "mirrored": bool}``;
+  one fewer than members: ``{"a", "b", "kind": "image" | "face" | "keypoints", "distance"
+  (bits; null for a keypoint-vote candidate), "mirrored": bool, "inliers", "correlation"}``
+  (the last two for ``keypoints`` links, else null);
 - ``statistics``: ``{"unit", "note", "tests": [...]}``; each test: ``name`` (a flag, or
   ``verdict_gan``), ``observed``, ``total``, ``base_rate``, ``base_rate_source``,
   ``base_rate_measured`` (bool), ``expected``, ``p_value`` (float; 0.0 when it underflows),
@@ -699,7 +703,7 @@ _TEMPLATE = """<!DOCTYPE html>
 {% endif %}
 
 <h2>Reused photos</h2>
-<p class="small">Near-duplicates: perceptual hashes (whole image and aligned face, plain and mirrored) within {{ s.hash.threshold }} of 64 bits. Red border: the photo is used by more than one account.</p>
+<p class="small">Near-duplicates: perceptual hashes (whole image and aligned face, plain and mirrored) within {{ s.hash.threshold }} of 64 bits{% if s.hash.verification %}, or keypoints that agree under one similarity transform and pixels that then correlate (cropped and rotated copies){% endif %}. Red border: the photo is used by more than one account.</p>
 {% for st in strips %}
 <section class="strip{{ ' spans' if st.cluster.spans_accounts }}">
 <p><strong>Cluster {{ st.cluster.id }}</strong>: {{ st.cluster.size }} copies{% if st.cluster.accounts %} in {{ st.cluster.accounts|length }} account{{ "s" if st.cluster.accounts|length != 1 }}: {{ st.cluster.accounts|join(", ") }}{% endif %}</p>
