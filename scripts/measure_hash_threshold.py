@@ -17,6 +17,29 @@ at which no distinct pair matches; the sample has ~45,000 pairs, a campaign of t
 photos has millions, so no looser).
 
     python scripts/measure_hash_threshold.py --sample 300 [--data ../shared/data/faces]
+
+``--verify`` measures the campaign's second stage instead (keypoint verification of looser
+hash candidates, :mod:`ganscreen.keypoints`), the way ``ganscreen campaign`` clusters:
+
+- a population of ``--distinct`` different images: every image under ``--data`` and
+  ``--extra`` folders (``label/file``), and, when that is fewer, photos of the collection
+  replaced by their top and bottom halves (two non-overlapping crops, each a new distinct
+  image, the photo itself left out) until there are ``--distinct``;
+- edited copies of ``--copies`` of them (photos with a face): crops keeping 95-75 % of each
+  side at a random place, rotations of 1, 3 and 5 degrees (either way), mirror, a colour
+  filter, JPEG quality 60, a resize to half, and all of crop 25 % + rotation 5 + mirror +
+  colour + JPEG 60 at once, each detected again (as a scan would);
+- every image hashed (face landmarks from the detector, cached in ``--landmarks``), the
+  candidate pairs of :func:`ganscreen.campaign.nearest_candidates` verified (all of them, to
+  get the scores), then clustered at each verification threshold.
+
+It prints, and writes to ``--json``: per edit, the share of copies in their original's
+cluster by the hash stage alone, among the candidates, and after verification; and per
+correlation threshold, the false links (verified pairs of different images) and mixed
+clusters, with the copies' match rate.
+
+    nice -n 10 python scripts/measure_hash_threshold.py --verify --extra /work/data/round3 \
+        --landmarks /tmp/landmarks.jsonl --json docs/reuse-verification.json
 """
 
 from __future__ import annotations
@@ -105,7 +128,19 @@ def main() -> None:
     ap.add_argument("--redetect", action="store_true",
                     help="detect the face again in every copy (slow) instead of carrying the "
                          "original's landmarks through the edit")
+    ap.add_argument("--verify", action="store_true", help="measure the keypoint stage (see above)")
+    ap.add_argument("--extra", type=Path, action="append", default=[],
+                    help="--verify: more folders of distinct images (label/file)")
+    ap.add_argument("--distinct", type=int, default=10_000, help="--verify: distinct images wanted")
+    ap.add_argument("--copies", type=int, default=120, help="--verify: photos given edited copies")
+    ap.add_argument("--landmarks", type=Path, default=None, help="--verify: JSON Lines landmark cache")
+    ap.add_argument("--json", type=Path, default=None, help="--verify: write the results here")
     args = ap.parse_args()
+    if args.verify:
+        from _verification import measure
+
+        measure(args)
+        return
     rng = np.random.default_rng(args.seed)
     files = sorted(p for p in args.data.glob("*/*") if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"})
     chosen = [files[i] for i in sorted(rng.choice(len(files), min(args.sample, len(files)), replace=False))]

@@ -141,7 +141,10 @@ def test_json_schema_keys(summary: dict) -> None:
     assert set(summary["photos"][0]) == {"id", "path", "account", "status", "verdict", "score", "flags",
                                          "cluster", "hash", "hash_error"}
     assert set(summary["clusters"][0]) == {"id", "size", "members", "accounts", "spans_accounts", "links"}
-    assert set(summary["clusters"][0]["links"][0]) == {"a", "b", "kind", "distance", "mirrored"}
+    assert set(summary["clusters"][0]["links"][0]) == {"a", "b", "kind", "distance", "mirrored", "inliers",
+                                                       "correlation"}
+    assert set(summary["hash"]["verification"]) == {"method", "candidate_threshold", "candidates_per_photo",
+                                                    "min_votes", "min_inliers", "min_correlation"}
     test = summary["statistics"]["tests"][0]
     assert set(test) == {"name", "observed", "total", "base_rate", "base_rate_source", "base_rate_measured",
                          "expected", "p_value", "log10_p", "text"}
@@ -319,3 +322,141 @@ def test_thousands_of_identical_copies_make_one_cluster_cheaply() -> None:
     assert [len(m) for m, _ in clusters] == [2, 20_000]
     members, links = clusters[1]
     assert len(links) == 19_999 and all(link.distance == 0 for link in links)
+
+
+# --------------------------------------------------------------------------- crop-robust reuse
+
+
+def _texture(seed: int) -> Image.Image:
+    """A distinct "photo" from one generator: smooth noise at two scales and some discs, so the
+    textures look alike (like StyleGAN backdrops) without being the same picture."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    fine = cv2.GaussianBlur(rng.normal(0, 1, (360, 420, 3)).astype(np.float32), (0, 0), 2.0)
+    coarse = cv2.GaussianBlur(rng.normal(0, 1, (360, 420, 3)).astype(np.float32), (0, 0), 12.0)
+    rgb = 128 + 40 * fine / fine.std() + 50 * coarse / coarse.std()
+    image = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(8):
+        x, y, r = int(rng.integers(0, 420)), int(rng.integers(0, 360)), int(rng.integers(8, 40))
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(rng.integers(0, 256, 3).tolist()))
+    return image
+
+
+def _jpeg(image: Image.Image, quality: int) -> Image.Image:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def _keep(image: Image.Image, keep: float, corner: str) -> Image.Image:
+    """The ``keep`` share of each side, at the top-left, bottom-right or centre."""
+    w, h = image.size
+    kw, kh = round(w * keep), round(h * keep)
+    x0, y0 = {"tl": (0, 0), "br": (w - kw, h - kh), "c": ((w - kw) // 2, (h - kh) // 2)}[corner]
+    return image.crop((x0, y0, x0 + kw, y0 + kh))
+
+
+def _colour(image: Image.Image) -> Image.Image:
+    out = ImageEnhance.Contrast(ImageEnhance.Color(image).enhance(0.4)).enhance(1.2)
+    return Image.fromarray(np.clip(np.asarray(out, np.float32) * [1.08, 1.0, 0.85] + 10, 0, 255).astype(np.uint8))
+
+
+REUSE_EDITS = {
+    "crop25_tl": lambda im: _keep(im, 0.75, "tl"),
+    "crop25_br": lambda im: _keep(im, 0.75, "br"),
+    "crop15_c": lambda im: _keep(im, 0.85, "c"),
+    "rotate+5": lambda im: im.rotate(5, resample=Image.Resampling.BICUBIC),
+    "rotate-5": lambda im: im.rotate(-5, resample=Image.Resampling.BICUBIC),
+    "mirror": ImageOps.mirror,
+    "colour": _colour,
+    "jpeg60": lambda im: _jpeg(im, 60),
+    "all": lambda im: _jpeg(_colour(ImageOps.mirror(_keep(im, 0.75, "br").rotate(
+        -5, resample=Image.Resampling.BICUBIC))), 60),
+}
+
+
+@pytest.fixture(scope="module")
+def reused(tmp_path_factory: pytest.TempPathFactory, samples: Path, detector: FaceDetector) -> list[dict]:
+    """Records of five distinct photos (a face, a cat, three textures from one generator) and
+    each one's copies under every edit of ``REUSE_EDITS``; ``family`` says which photo."""
+    root = tmp_path_factory.mktemp("reused")
+    photos = {"astronaut": Image.open(samples / "astronaut.png").convert("RGB"),
+              "chelsea": Image.open(samples / "chelsea_no_face.jpg").convert("RGB"),
+              **{f"texture{k}": _texture(k) for k in range(3)}}
+    records = []
+    for family, photo in photos.items():
+        for edit, make in {"original": lambda im: im, **REUSE_EDITS}.items():
+            image = make(photo)
+            path = root / family / f"{edit}.png"
+            path.parent.mkdir(exist_ok=True)
+            image.save(path)
+            face = primary_face(detector.detect(np.asarray(image)))
+            records.append({"path": str(path), "status": "ok" if face is not None else "no_face",
+                            "verdict": "real" if face is not None else None, "flags": [],
+                            "faces": [] if face is None else [face.to_record()], "family": family})
+    return records
+
+
+def _families(summary: dict, records: list[dict]) -> list[set[str]]:
+    return [{records[m]["family"] for m in c["members"]} for c in summary["clusters"]]
+
+
+def test_every_edited_copy_clusters_with_its_original_and_none_mixed(reused: list[dict]) -> None:
+    summary = build(reused)
+    families = sorted({r["family"] for r in reused})
+    # One cluster per photo, holding the original and every copy, and no cluster mixes photos.
+    assert sorted(_families(summary, reused), key=sorted) == [{f} for f in families]
+    for cluster in summary["clusters"]:
+        family = reused[cluster["members"][0]]["family"]
+        assert len(cluster["members"]) == 1 + len(REUSE_EDITS), family
+    kinds = {lk["kind"] for c in summary["clusters"] for lk in c["links"]}
+    assert "keypoints" in kinds
+    for link in (lk for c in summary["clusters"] for lk in c["links"] if lk["kind"] == "keypoints"):
+        assert link["inliers"] >= 8 and link["correlation"] >= summary["hash"]["verification"]["min_correlation"]
+
+
+def test_the_hash_stage_alone_misses_crops_and_rotations(reused: list[dict]) -> None:
+    # What the keypoint stage adds: without it some copies are left out (so the test above
+    # would fail if verification did nothing).
+    summary = build(reused, verify=False)
+    clustered = {m for c in summary["clusters"] for m in c["members"]}
+    missed = {Path(reused[i]["path"]).stem for i in range(len(reused)) if i not in clustered}
+    assert missed & {"crop25_tl", "crop25_br", "all"}
+    assert summary["hash"]["verification"] is None
+
+
+def test_reuse_clusters_are_deterministic(reused: list[dict]) -> None:
+    first, second = build(list(reversed(reused))), build(list(reversed(reused)))
+    assert first["clusters"] == second["clusters"]
+
+
+def test_keypoint_votes_count_shared_rare_keys() -> None:
+    from ganscreen.keypoints import vote_pairs
+
+    common = np.arange(100, 130, dtype=np.uint64)  # held by every photo: ignored above the cap
+    shared = np.arange(1000, 1010, dtype=np.uint64)
+    sigs = [np.union1d(common, shared), np.union1d(common, shared[:6]), np.union1d(common, shared[:3]),
+            None, np.union1d(common, np.arange(5000, 5020, dtype=np.uint64))]
+    pairs = vote_pairs(sigs, cap=3, min_votes=4)
+    assert pairs.tolist() == [[0, 1, 6]]  # 0-2 share 3 keys (< 4); the common keys are in 4 photos
+    assert vote_pairs(sigs, cap=4, min_votes=4)[:, :2].tolist()[:1] == [[0, 1]]
+    assert len(vote_pairs(sigs, cap=4, min_votes=4)) == 6  # now the 30 common keys count
+
+
+def test_candidates_are_capped_per_photo() -> None:
+    from ganscreen.campaign import nearest_candidates
+
+    # Photo 0 is near photos 1..5 (distances 5..9); each photo keeps its 2 closest.
+    own = np.arange(6)
+    ea, eb = np.zeros(5, np.int64), np.arange(1, 6)
+    dist = np.arange(5, 10)
+    pairs = nearest_candidates(own, ea, eb, dist, 2)
+    # Photos 1..5 each have one pair only (with 0), so all are kept: their own best.
+    assert pairs.tolist() == [[0, 1, 5], [0, 2, 6], [0, 3, 7], [0, 4, 8], [0, 5, 9]]
+    own2 = np.array([0, 0, 1, 2, 3])  # entries 0 and 1 are both photo 0
+    pairs = nearest_candidates(own2, np.array([0, 1, 0, 2]), np.array([2, 2, 3, 4]), np.array([7, 5, 6, 9]), 1)
+    assert pairs.tolist() == [[0, 1, 5], [0, 2, 6], [1, 3, 9]]  # 1-3 is 3's best

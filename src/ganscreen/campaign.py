@@ -5,8 +5,11 @@
 to hash it, and summarises the set as a whole:
 
 - **reused photos**: clusters of near-duplicate images (the same photo resized,
-  re-compressed, cropped, mirrored or colour-filtered), found with perceptual hashes of the
-  whole image and of the landmark-aligned face (:mod:`ganscreen.hashing`);
+  re-compressed, cropped, rotated, mirrored or colour-filtered), found with perceptual hashes
+  of the whole image and of the landmark-aligned face (:mod:`ganscreen.hashing`), then a
+  second stage: looser candidates (hashes within ``CANDIDATE_THRESHOLD`` bits, or photos
+  sharing rare keypoint keys) verified with keypoints and pixels (:mod:`ganscreen.keypoints`),
+  which joins copies cropped by up to a quarter or rotated by a few degrees;
 - **a shared generator fingerprint**: how many distinct faces carry each flag (and the
   verdict ``gan``) against how many ordinary real photos would, with a one-sided binomial
   test;
@@ -38,7 +41,7 @@ distance is even.
 - ``source``: ``{"paths": [...], "scan": str | null, "roots": [...]}``: the folders whose
   subfolders are accounts;
 - ``hash``: ``{"algorithm", "bits": 64, "threshold", "kinds": ["image", "face"],
-  "mirrored": true}``;
+  "mirrored": true, "verification"}`` (the second stage's parameters, or null when off);
 - ``totals``: ``files``, ``ok``, ``no_face``, ``error``, ``gan``, ``uncertain``, ``real``,
   ``hashed``, ``not_hashed``, ``clusters``, ``photos_in_clusters``, ``accounts``;
 - ``photos``: one object per record, in record order: ``id`` (index), ``path``,
@@ -47,8 +50,9 @@ distance is even.
   ``hash_error`` (str | null);
 - ``clusters``: ``id``, ``size``, ``members`` (photo ids), ``accounts`` (sorted, non-null),
   ``spans_accounts`` (bool), ``links``: the matches that joined the cluster, closest first,
-  one fewer than members: ``{"a", "b", "kind": "image" | "face", "distance",
-  "mirrored": bool}``;
+  one fewer than members: ``{"a", "b", "kind": "image" | "face" | "keypoints", "distance"
+  (bits; null for a keypoint-vote candidate), "mirrored": bool, "inliers", "correlation"}``
+  (the last two for ``keypoints`` links, else null);
 - ``statistics``: ``{"unit", "note", "tests": [...]}``; each test: ``name`` (a flag, or
   ``verdict_gan``), ``observed``, ``total``, ``base_rate``, ``base_rate_source``,
   ``base_rate_measured`` (bool), ``expected``, ``p_value`` (float; 0.0 when it underflows),
@@ -60,6 +64,7 @@ distance is even.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as _dt
 import math
 import os
@@ -68,17 +73,24 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePath
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 from markupsafe import Markup
 
 from ganscreen._version import __version__
 from ganscreen.hashing import PhotoHashes, UnionFind, near_unique, photo_hashes
+
+if TYPE_CHECKING:
+    from ganscreen.keypoints import Match
 from ganscreen.report import FLAG_DESCRIPTIONS, portable_text
 
 SCHEMA = "ganscreen-campaign/1"
 DEFAULT_THRESHOLD = 4
+# Second stage: pairs within this many bits (either kind), at most this many per photo
+# (its closest), are verified with keypoints (scripts/measure_hash_threshold.py --verify).
+CANDIDATE_THRESHOLD = 8
+CANDIDATES_PER_PHOTO = 4
 # Flags whose base rate among ordinary real photos is not shipped: the checks' flag
 # thresholds and the fusion's gan threshold sit at about 1 % false positives on real photos.
 DEFAULT_BASE_RATE = 0.01
@@ -225,8 +237,9 @@ def record_landmarks(record: Mapping[str, Any]) -> list[list[float]] | None:
     return best
 
 
-def hash_record(record: Mapping[str, Any]) -> tuple[PhotoHashes | None, str | None]:
-    """Re-read the record's image and hash it: ``(hashes, None)`` or ``(None, why not)``."""
+def hash_record(record: Mapping[str, Any], *, keys: bool = False) -> tuple[PhotoHashes | None, str | None]:
+    """Re-read the record's image and hash it: ``(hashes, None)`` or ``(None, why not)``;
+    ``keys``: with its keypoint signature too (the second stage's candidates)."""
     from ganscreen.images import ImageLoadError, load_recorded
 
     path = record.get("path")
@@ -237,7 +250,12 @@ def hash_record(record: Mapping[str, Any]) -> tuple[PhotoHashes | None, str | No
     except ImageLoadError as exc:
         return None, str(exc)
     try:
-        return photo_hashes(image.rgb, record_landmarks(record) if record.get("status") == "ok" else None), None
+        hashes = photo_hashes(image.rgb, record_landmarks(record) if record.get("status") == "ok" else None)
+        if keys:
+            from ganscreen.keypoints import signature
+
+            hashes = dataclasses.replace(hashes, keys=signature(image.rgb))
+        return hashes, None
     except Exception as exc:  # never let one photo end the campaign
         return None, f"cannot hash: {exc}"
 
@@ -249,23 +267,22 @@ def hash_record(record: Mapping[str, Any]) -> tuple[PhotoHashes | None, str | No
 class Link:
     a: int
     b: int
-    kind: str
-    distance: int
+    kind: str  # "image" or "face" (a hash match) or "keypoints" (a verified candidate)
+    distance: int | None  # bits between the closest hashes (None: a keypoint-vote candidate)
     mirrored: bool
+    inliers: int | None = None  # keypoint links: RANSAC inliers
+    correlation: float | None = None  # keypoint links: band-passed pixel correlation
 
     def to_record(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "kind": self.kind, "distance": self.distance,
-                "mirrored": self.mirrored}
+                "mirrored": self.mirrored, "inliers": self.inliers, "correlation": self.correlation}
 
 
-def cluster_photos(hashes: Sequence[PhotoHashes | None], threshold: int = DEFAULT_THRESHOLD
-                   ) -> list[tuple[list[int], list[Link]]]:
-    """Clusters of near-duplicate photos (two or more members) and the links that joined them.
+Verifier = Callable[[int, int], "Match | None"]
 
-    Photos match when their hashes of one kind (image or face) are within ``threshold``
-    bits, each plain or mirrored (so a mirrored copy matches). Closest matches are joined
-    first, so each cluster's links are a minimum spanning tree of its matches.
-    """
+
+def _hash_entries(hashes: Sequence[PhotoHashes | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One entry per hash value: (owner photo, kind index, mirrored?, value)."""
     owner, kind, mirror, value = [], [], [], []
     for i, h in enumerate(hashes):
         if h is None:
@@ -278,13 +295,23 @@ def cluster_photos(hashes: Sequence[PhotoHashes | None], threshold: int = DEFAUL
                 kind.append(k)
                 mirror.append(m)
                 value.append(v)
-    if not value:
-        return []
-    own, knd, mir = np.asarray(owner), np.asarray(kind), np.asarray(mirror, bool)
-    inverse, distances, pairs = near_unique(np.asarray(value, dtype=np.uint64), threshold, groups=knd)
-    # Candidate links, entry to entry: identical values chain to their value's first entry
-    # (distance 0), near values link through those first entries. Same connectivity as all
-    # pairs, without listing the pairs among thousands of identical copies.
+    return (np.asarray(owner, np.int64), np.asarray(kind, np.int64), np.asarray(mirror, bool),
+            np.asarray(value, dtype=np.uint64))
+
+
+def entry_pairs(hashes: Sequence[PhotoHashes | None], threshold: int) -> tuple[np.ndarray, ...]:
+    """Hash entries (owner, kind, mirrored) and the entry pairs ``(ea, eb, distance)`` of
+    different photos within ``threshold`` bits, of the same kind.
+
+    Identical values chain to their value's first entry (distance 0), near values link
+    through those first entries: the same connectivity as all pairs, without listing the
+    pairs among thousands of identical copies.
+    """
+    own, knd, mir, values = _hash_entries(hashes)
+    if not values.size:
+        empty = np.empty(0, np.int64)
+        return own, knd, mir, empty, empty, empty
+    inverse, distances, pairs = near_unique(values, threshold, groups=knd)
     first = np.unique(inverse, return_index=True)[1]  # each value's first entry
     chain_a = first[inverse]
     rest = chain_a != np.arange(inverse.size)
@@ -292,15 +319,93 @@ def cluster_photos(hashes: Sequence[PhotoHashes | None], threshold: int = DEFAUL
     eb = np.concatenate([np.flatnonzero(rest), first[pairs[:, 1]]])
     dist = np.concatenate([np.zeros(int(rest.sum()), np.int64), distances])
     useful = own[ea] != own[eb]
-    ea, eb, dist = ea[useful], eb[useful], dist[useful]
-    order = np.lexsort((own[eb], own[ea], dist))
+    return own, knd, mir, ea[useful], eb[useful], dist[useful]
+
+
+def nearest_candidates(own: np.ndarray, ea: np.ndarray, eb: np.ndarray, dist: np.ndarray,
+                       per_photo: int) -> np.ndarray:
+    """Photo pairs ``(a, b, distance)``, ``a < b``, from entry pairs: each pair's closest
+    distance, kept when it is among the ``per_photo`` closest of ``a`` or of ``b``; sorted
+    by ``(distance, a, b)``. Bounds the verification work to ``per_photo`` pairs a photo
+    however many loose neighbours it has."""
+    pa, pb = own[ea], own[eb]
+    a, b = np.minimum(pa, pb), np.maximum(pa, pb)
+    keep = a != b
+    a, b, d = a[keep], b[keep], dist[keep]
+    if a.size == 0:
+        return np.empty((0, 3), np.int64)
+    order = np.lexsort((b, a, d))
+    a, b, d = a[order], b[order], d[order]
+    _, first = np.unique(np.stack([a, b], 1), axis=0, return_index=True)
+    first.sort()  # back in (distance, a, b) order
+    out = np.stack([a[first], b[first], d[first]], 1)
+    return out[_best_per_photo(out[:, 0], out[:, 1], per_photo)]
+
+
+def _best_per_photo(a: np.ndarray, b: np.ndarray, per_photo: int) -> np.ndarray:
+    """Mask of the pairs (in priority order) among the first ``per_photo`` of ``a`` or of ``b``."""
+    chosen = np.zeros(a.size, bool)
+    for side in (a, b):
+        order = np.lexsort((np.arange(a.size), side))  # by photo, then by priority
+        ranked = side[order]
+        rank = np.arange(a.size) - np.searchsorted(ranked, ranked, "left")
+        chosen[order[rank < per_photo]] = True
+    return chosen
+
+
+def vote_candidates(hashes: Sequence[PhotoHashes | None], per_photo: int) -> np.ndarray:
+    """Photo pairs ``(a, b, votes)`` sharing keypoint keys (:func:`ganscreen.keypoints.vote_pairs`),
+    each photo's ``per_photo`` best; sorted by ``(-votes, a, b)``."""
+    signatures = [None if h is None else h.keys for h in hashes]
+    if sum(s is not None for s in signatures) < 2:
+        return np.empty((0, 3), np.int64)
+    from ganscreen.keypoints import vote_pairs
+
+    pairs = vote_pairs(signatures)
+    return pairs[_best_per_photo(pairs[:, 0], pairs[:, 1], per_photo)]
+
+
+def cluster_photos(hashes: Sequence[PhotoHashes | None], threshold: int = DEFAULT_THRESHOLD, *,
+                   verify: Verifier | None = None, candidate_threshold: int = CANDIDATE_THRESHOLD,
+                   candidates_per_photo: int = CANDIDATES_PER_PHOTO) -> list[tuple[list[int], list[Link]]]:
+    """Clusters of near-duplicate photos (two or more members) and the links that joined them.
+
+    Photos match when their hashes of one kind (image or face) are within ``threshold``
+    bits, each plain or mirrored (so a mirrored copy matches). Closest matches are joined
+    first, so each cluster's hash links are a minimum spanning tree of its matches.
+
+    With ``verify`` (photo index, photo index → :class:`ganscreen.keypoints.Match` or None), a
+    second stage then looks at looser pairs, within ``candidate_threshold`` bits, keeping
+    each photo's ``candidates_per_photo`` closest: a pair not yet in one cluster is joined
+    when ``verify`` confirms it (keypoints and pixels agree under a similarity transform:
+    cropped and rotated copies). Candidates are tried closest first, ties by photo index,
+    so the result is deterministic.
+    """
+    loose = max(threshold, candidate_threshold) if verify is not None else threshold
+    own, knd, mir, ea, eb, dist = entry_pairs(hashes, loose)
+    if not own.size and verify is None:
+        return []
+    strict = dist <= threshold
+    sa, sb, sd = ea[strict], eb[strict], dist[strict]
+    order = np.lexsort((own[sb], own[sa], sd))
     uf = UnionFind(len(hashes))
     links: list[Link] = []
     for t in order.tolist():
-        i, j = int(ea[t]), int(eb[t])
+        i, j = int(sa[t]), int(sb[t])
         a, b = int(own[i]), int(own[j])
         if uf.union(a, b):
-            links.append(Link(min(a, b), max(a, b), KINDS[int(knd[i])], int(dist[t]), bool(mir[i] ^ mir[j])))
+            links.append(Link(min(a, b), max(a, b), KINDS[int(knd[i])], int(sd[t]), bool(mir[i] ^ mir[j])))
+    if verify is not None:
+        # Hash candidates closest first, then keypoint-vote candidates most votes first.
+        close = nearest_candidates(own, ea, eb, dist, candidates_per_photo).tolist()
+        voted = [(a, b, None) for a, b, _ in vote_candidates(hashes, candidates_per_photo).tolist()]
+        for a, b, d in close + voted:
+            if uf.find(a) == uf.find(b):
+                continue
+            found = verify(a, b)
+            if found is not None and found.verified:
+                uf.union(a, b)
+                links.append(Link(a, b, "keypoints", d, found.mirrored, found.inliers, found.correlation))
     groups = uf.groups()
     by_root: dict[int, list[Link]] = defaultdict(list)
     for link in links:
@@ -314,12 +419,15 @@ def cluster_photos(hashes: Sequence[PhotoHashes | None], threshold: int = DEFAUL
 def summarise(records: Sequence[Mapping[str, Any]], hashes: Sequence[PhotoHashes | None],
               hash_errors: Sequence[str | None], accounts: Sequence[str | None], *,
               threshold: int = DEFAULT_THRESHOLD, paths: Sequence[str] = (), scan: str | None = None,
-              roots: Sequence[str] = ()) -> dict[str, Any]:
-    """The campaign summary (the JSON document described in the module docstring)."""
+              roots: Sequence[str] = (), verify: Verifier | None = None) -> dict[str, Any]:
+    """The campaign summary (the JSON document described in the module docstring).
+
+    ``verify`` turns on the keypoint stage of :func:`cluster_photos` (``build`` passes one
+    that re-reads the photos)."""
     n = len(records)
     if not (len(hashes) == len(hash_errors) == len(accounts) == n):
         raise ValueError("records, hashes, hash_errors and accounts must have the same length")
-    clusters = cluster_photos(hashes, threshold)
+    clusters = cluster_photos(hashes, threshold, verify=verify)
     cluster_of: dict[int, int] = {}
     cluster_json = []
     for cid, (members, links) in enumerate(clusters):
@@ -361,7 +469,8 @@ def summarise(records: Sequence[Mapping[str, Any]], hashes: Sequence[PhotoHashes
                    "roots": [portable_text(str(r)) for r in roots]},
         "hash": {"algorithm": "imagehash.phash (64-bit DCT perceptual hash) of the whole image and "
                               "of the landmark-aligned face centre, plain and mirrored",
-                 "bits": 64, "threshold": threshold, "kinds": list(KINDS), "mirrored": True},
+                 "bits": 64, "threshold": threshold, "kinds": list(KINDS), "mirrored": True,
+                 "verification": None if verify is None else verification_parameters()},
         "totals": {"files": n, "ok": totals["ok"], "no_face": totals["no_face"], "error": totals["error"],
                    "gan": totals["gan"], "uncertain": totals["uncertain"], "real": totals["real"],
                    "hashed": hashed, "not_hashed": n - hashed, "clusters": len(cluster_json),
@@ -428,14 +537,38 @@ def _accounts(photos: Sequence[Mapping[str, Any]], clusters: Sequence[Mapping[st
             for a in names]
 
 
+def verification_parameters() -> dict[str, Any]:
+    from ganscreen import keypoints as kp
+
+    return {"method": "ORB keypoints, ratio test, RANSAC similarity transform (plain and mirrored), "
+                      "then band-passed pixel correlation under that transform",
+            "candidate_threshold": CANDIDATE_THRESHOLD, "candidates_per_photo": CANDIDATES_PER_PHOTO,
+            "min_votes": kp.MIN_VOTES, "min_inliers": kp.MIN_INLIERS, "min_correlation": kp.MIN_CORRELATION}
+
+
+def record_verifier(records: Sequence[Mapping[str, Any]]) -> Verifier:
+    """Keypoint verification of candidate pairs, re-reading the records' images on demand."""
+    from ganscreen.images import ImageLoadError, load_recorded
+    from ganscreen.keypoints import FeatureCache
+
+    def load(i: int) -> np.ndarray | None:
+        try:  # the scan's reading rule, as for hashing
+            return load_recorded(records[i]).rgb
+        except ImageLoadError:
+            return None
+
+    return FeatureCache(load).verify
+
+
 def build(records: Sequence[Mapping[str, Any]], *, roots: Sequence[str] | None = None,
           threshold: int = DEFAULT_THRESHOLD, paths: Sequence[str] = (), scan: str | None = None,
-          on_photo: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Hash every record's image and summarise (``roots=None``: inferred from the paths)."""
+          on_photo: Callable[[], None] | None = None, verify: bool = True) -> dict[str, Any]:
+    """Hash every record's image and summarise (``roots=None``: inferred from the paths);
+    ``verify``: also join the cropped and rotated copies that keypoints confirm."""
     hashes: list[PhotoHashes | None] = []
     errors: list[str | None] = []
     for record in records:
-        h, err = hash_record(record)
+        h, err = hash_record(record, keys=verify)
         hashes.append(h)
         errors.append(err)
         if on_photo is not None:
@@ -444,7 +577,7 @@ def build(records: Sequence[Mapping[str, Any]], *, roots: Sequence[str] | None =
     if roots is None:
         roots = default_roots(file_paths)
     return summarise(records, hashes, errors, assign_accounts(file_paths, roots), threshold=threshold,
-                     paths=paths, scan=scan, roots=roots)
+                     paths=paths, scan=scan, roots=roots, verify=record_verifier(records) if verify else None)
 
 
 # --------------------------------------------------------------------------- HTML
@@ -479,13 +612,20 @@ def render_html(summary: Mapping[str, Any], out: IO[str], *, thumbnails: bool = 
             "figures": [{"photo": photos[m], "thumb": _thumb(photos[m]["path"]) if thumbnails else None,
                        "name": photos[m]["path"].rstrip("/").rsplit("/", 1)[-1]} for m in shown],
             "more": len(members) - len(shown),
-            "links": [f"#{lk['a']} ↔ #{lk['b']}: {lk['kind']} hash, {lk['distance']} bits"
-                      f"{', mirrored' if lk['mirrored'] else ''}" for lk in cluster["links"][:40]],
+            "links": [_link_text(lk) for lk in cluster["links"][:40]],
         })
     context = {"s": summary, "strips": strips, "style": Markup(style), "csp": csp,
                "flag_descriptions": FLAG_DESCRIPTIONS,
                "title": f"ganscreen campaign: {summary['totals']['files']} photos"}
     environment().from_string(_TEMPLATE).stream(context).dump(out)
+
+
+def _link_text(link: Mapping[str, Any]) -> str:
+    mirrored = ", mirrored" if link["mirrored"] else ""
+    if link["kind"] == "keypoints":  # distance: None for a keypoint-vote candidate
+        return (f"#{link['a']} ↔ #{link['b']}: {link['inliers']} matching keypoints, pixel correlation "
+                f"{link['correlation']:.2f}{mirrored}")
+    return f"#{link['a']} ↔ #{link['b']}: {link['kind']} hash, {link['distance']} bits{mirrored}"
 
 
 def write_html(path: Path, summary: Mapping[str, Any], **kwargs: Any) -> None:
@@ -560,7 +700,7 @@ _TEMPLATE = """<!DOCTYPE html>
 {% endif %}
 
 <h2>Reused photos</h2>
-<p class="small">Near-duplicates: perceptual hashes (whole image and aligned face, plain and mirrored) within {{ s.hash.threshold }} of 64 bits. Red border: the photo is used by more than one account.</p>
+<p class="small">Near-duplicates: perceptual hashes (whole image and aligned face, plain and mirrored) within {{ s.hash.threshold }} of 64 bits{% if s.hash.verification %}, or keypoints that agree under one similarity transform and pixels that then correlate (cropped and rotated copies){% endif %}. Red border: the photo is used by more than one account.</p>
 {% for st in strips %}
 <section class="strip{{ ' spans' if st.cluster.spans_accounts }}">
 <p><strong>Cluster {{ st.cluster.id }}</strong>: {{ st.cluster.size }} copies{% if st.cluster.accounts %} in {{ st.cluster.accounts|length }} account{{ "s" if st.cluster.accounts|length != 1 }}: {{ st.cluster.accounts|join(", ") }}{% endif %}</p>

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -40,10 +40,13 @@ FILL_SIDE = 64
 
 @dataclass(frozen=True, slots=True)
 class PhotoHashes:
-    """The hashes of one photo: ``(plain, mirrored)`` per kind; ``face`` is None without a face."""
+    """The hashes of one photo: ``(plain, mirrored)`` per kind; ``face`` is None without a face;
+    ``keys``: the keypoint signature, when computed."""
 
     image: tuple[int, int]
     face: tuple[int, int] | None = None
+    # Keypoint signature (:func:`ganscreen.keypoints.signature`) for the campaign's second stage.
+    keys: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def to_record(self) -> dict[str, str | None]:
         return {"image": to_hex(self.image[0]), "face": None if self.face is None else to_hex(self.face[0])}
