@@ -125,6 +125,12 @@ def main() -> None:
     ap.add_argument("scan", type=Path, nargs="+", help="JSON Lines scans of the training collection(s)")
     ap.add_argument("--data", type=Path, nargs="+", default=[DEFAULT_DATA],
                     help="the collection folders the scans were made of (for their SOURCES.tsv)")
+    ap.add_argument("--exclude-sources", nargs="*", default=[],
+                    help="sources kept out of the fusion fit (e.g. a round's training sources, or "
+                         "tight-crop sets whose framing would teach the backdrop check a shortcut)")
+    ap.add_argument("--drop-checks", nargs="*", default=[],
+                    help="checks given zero fusion weight whatever the fit says (their held-out evidence "
+                         "is a confound, e.g. backdrop's 'cannot judge' on tight crops)")
     ap.add_argument("--aligned-share", type=float, default=0.1,
                     help="weight of FFHQ/CelebA-HQ-aligned reals among reals in the fit (profile photos)")
     ap.add_argument("--labels", type=Path, default=ROOT / "scripts" / "data" / "glasses_labels.tsv")
@@ -216,6 +222,7 @@ def main() -> None:
             fusion_pool = [k for k in ok if source_of(k) not in trained]
         else:
             fusion_pool = [k for k in ok if _in_holdout(k, cnn_meta["holdout"], sources)]
+        fusion_pool = [k for k in fusion_pool if source_of(k) not in set(args.exclude_sources)]
         metrics["fusion_pool"] = "CNN held-out sources: " + ", ".join(sorted({source_of(k) for k in fusion_pool}))
         pool_real = [records[k]["checks"]["cnn"]["score"] for k in fusion_pool
                      if k not in held and y_all[k] == 0 and records[k]["checks"]["cnn"].get("score") is not None]
@@ -254,7 +261,7 @@ def main() -> None:
     wf[yf == 1] *= wf[yf == 0].sum() / max(wf[yf == 1].sum(), 1e-9)
     # Every check's score means "more GAN-like", so no check may enter with a negative
     # weight: one whose fitted weight is negative carries no weight at all.
-    kept = list(range(len(names)))
+    kept = [j for j, n in enumerate(names) if n.removesuffix("_logit") not in set(args.drop_checks)]
     while True:
         fusion_model = LogisticRegression(C=1.0, max_iter=1000).fit(xf[:, kept], yf, sample_weight=wf)
         coef = fusion_model.coef_[0]

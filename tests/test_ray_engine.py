@@ -254,7 +254,7 @@ def test_cli_ray_jsonl_folder_holds_the_local_records(cli_inputs: list[str], cli
     result = runner.invoke(app, ["scan", "--engine", "ray", *cli_inputs, "-o", str(out), "--device", "cpu",
                                  "--actors", "2", "--batch-size", "3", "--fail-on", "uncertain",
                                  "--no-progress"])
-    # The aligned astronaut is uncertain, but gone.jpg does not exist: that fails louder.
+    # The aligned astronaut is flagged, but gone.jpg does not exist: that fails louder.
     assert result.exit_code == 2, result.output
     assert result.stderr.strip().splitlines()[-1].startswith("error: no such file or folder:")
     assert result.stdout == ""
@@ -263,7 +263,9 @@ def test_cli_ray_jsonl_folder_holds_the_local_records(cli_inputs: list[str], cli
     errors = {Path(p).name: r["error"] for p, r in records.items() if r["status"] == "error"}
     assert errors["escape.jpg"].startswith("symbolic link points outside")
     assert errors["gone.jpg"] == "file not found"
-    assert "records: " in result.stderr and "1 uncertain" in result.stderr
+    counts = {v: sum(r["verdict"] == v for r in records.values()) for v in ("gan", "uncertain", "real")}
+    assert "records: " in result.stderr and f"{counts['gan']} gan, {counts['uncertain']} uncertain, " \
+        f"{counts['real']} real" in result.stderr
 
 
 def test_cli_ray_parquet_folder_has_flat_columns_and_full_records(cli_inputs: list[str], cli_local: dict,
