@@ -58,13 +58,15 @@ def asset_path(name: str, *, verify: bool = True) -> Path:
         expected = manifest().get(name)
         if expected is None:
             raise AssetError(f"model file {name!r} is not listed in {MANIFEST}")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise AssetError(
-                f"model file {name!r} fails its checksum (sha256 {actual[:12]}…, expected "
-                f"{expected[:12]}…): it was altered or corrupted; reinstall ganscreen"
-            )
+        _check_digest(path, expected, what=f"model file {name!r}", remedy="reinstall ganscreen")
     return path
+
+
+def _check_digest(path: Path, expected: str, *, what: str, remedy: str) -> None:
+    actual = sha256_file(path)
+    if actual != expected:
+        raise AssetError(f"{what} fails its checksum (sha256 {actual[:12]}…, expected {expected[:12]}…): "
+                         f"it was altered or corrupted; {remedy}")
 
 
 @cache
@@ -95,12 +97,8 @@ def verify_mtcnn(folder: Path | None = None) -> None:
         path = folder / name
         if not path.is_file():
             raise AssetError(f"MTCNN weight file {path} is missing: reinstall facenet-pytorch=={MTCNN_VERSION}")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise AssetError(
-                f"MTCNN weight file {path} fails its checksum (sha256 {actual[:12]}…, expected "
-                f"{expected[:12]}… from facenet-pytorch {MTCNN_VERSION}): it was altered or "
-                f"corrupted; reinstall facenet-pytorch=={MTCNN_VERSION}")
+        _check_digest(path, expected, what=f"MTCNN weight file {path}",
+                      remedy=f"reinstall facenet-pytorch=={MTCNN_VERSION}")
 
 
 @cache
