@@ -31,3 +31,16 @@ def test_csv_rows_neutralise_text_not_numbers(tmp_path) -> None:  # noqa: ANN001
     assert row["file_size"] == "3" and row["file_mtime"] == "1.5" and row["file_sha256"] == "ab"
     [recorded] = read_output(path, "csv", check_columns=[]).records
     assert recorded.key == ("=cmd|' /C calc'!A0.jpg", 3, 1.5, "ab")  # resume compares the real name
+
+
+def test_each_flag_says_how_often_it_fires_on_real_photos_as_measured() -> None:
+    import re
+
+    from ganscreen._assets import load_json
+    from ganscreen.report import FLAG_DESCRIPTIONS
+
+    rates = load_json("checks.json")["flag_rates"]
+    for flag, text in FLAG_DESCRIPTIONS.items():
+        said = re.search(r"fires on ([0-9.]+) % of ordinary real photos", text)
+        assert said is not None, flag
+        assert float(said.group(1)) == pytest.approx(100 * rates[flag]["E"], abs=0.05), flag

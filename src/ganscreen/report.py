@@ -21,12 +21,17 @@ from typing import IO, Any
 from ganscreen.checks import CheckResult
 from ganscreen.faces import Face
 
+# Each flag in plain words, with how often it fires on ordinary real photos of sources no
+# model or threshold saw (checks.json "flag_rates", measured by the model card's command; a
+# test keeps the two in step).
 FLAG_DESCRIPTIONS = {
     "ffhq_alignment": "eyes sit on the FFHQ/StyleGAN alignment template (a generated face, "
-                      "or a photo lifted from FFHQ-style datasets)",
-    "glasses_asymmetry": "eyeglasses whose left and right halves disagree",
-    "backdrop_distortion": "smeared, blob-like or mirrored background texture",
-    "cnn_artifacts": "the face classifier finds GAN texture (at its 1 % false-positive point)",
+                      "or a photo lifted from FFHQ-style datasets); fires on 4 % of ordinary real photos",
+    "glasses_asymmetry": "eyeglasses whose left and right halves disagree; fires on 0 % of ordinary "
+                         "real photos (and rarely on GAN faces: weak evidence)",
+    "backdrop_distortion": "smeared, blob-like or mirrored background texture; fires on 1.7 % of "
+                           "ordinary real photos (near chance on unseen sources: weak evidence)",
+    "cnn_artifacts": "the face classifier finds GAN texture; fires on 5.1 % of ordinary real photos",
 }
 STATUSES = ("ok", "no_face", "error")
 VERDICTS = ("gan", "uncertain", "real")
