@@ -35,7 +35,7 @@ from ganscreen.keypoints import MIN_CORRELATION, MIN_INLIERS, FeatureCache, Matc
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 VERIFY_EDITS = ("crop5", "crop10", "crop15", "crop20", "crop25", "rotate1", "rotate3", "rotate5",
                 "mirror", "colour", "jpeg60", "half", "all")
-CORRELATIONS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+CORRELATIONS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.78, 0.8, 0.85)
 MIN_SIDE_TO_SPLIT = 256
 
 
