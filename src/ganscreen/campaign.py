@@ -72,7 +72,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
@@ -626,16 +626,6 @@ def _link_text(link: Mapping[str, Any]) -> str:
         return (f"#{link['a']} ↔ #{link['b']}: {link['inliers']} matching keypoints, pixel correlation "
                 f"{link['correlation']:.2f}{mirrored}")
     return f"#{link['a']} ↔ #{link['b']}: {link['kind']} hash, {link['distance']} bits{mirrored}"
-
-
-def write_html(path: Path, summary: Mapping[str, Any], **kwargs: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8", errors="backslashreplace", newline="\n") as fh:
-            render_html(summary, fh, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 _STYLE = """

@@ -608,7 +608,7 @@ def campaign_command(
     """
     import json
 
-    from ganscreen.campaign import DEFAULT_THRESHOLD, build, write_html
+    from ganscreen.campaign import DEFAULT_THRESHOLD, build, render_html
 
     err = Console(stderr=True, soft_wrap=True)
     given = list(paths or [])
@@ -638,10 +638,11 @@ def campaign_command(
                         on_photo=lambda: bar.advance(task))
     try:
         if fmt is CampaignFormat.html:
-            from ganscreen._output import output_target
+            from ganscreen._output import output_target, replace_file
 
             assert output is not None
-            write_html(output_target(output), summary)
+            replace_file(output_target(output), lambda fh: render_html(summary, fh), newline="\n",
+                         errors="backslashreplace")
         else:
             text = json.dumps(summary, ensure_ascii=False, indent=1) + "\n"
             if output is None:
