@@ -278,11 +278,6 @@ def replicate_border(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def plain_crop(sample: Sample, config: ModelConfig) -> np.ndarray:
-    face = Face(box=np.zeros(4, np.float32), landmarks=sample.landmarks, confidence=1.0)
-    return cnn_crop(sample.region, face, size=config.input_size, zoom=config.zoom)
-
-
 # --------------------------------------------------------------------------- training
 
 

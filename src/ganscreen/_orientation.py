@@ -16,7 +16,7 @@ import numpy as np
 
 from ganscreen.faces import Face
 
-__all__ = ["is_canonical", "mirror_face", "needs_mirror"]
+__all__ = ["mirror_face", "needs_mirror"]
 
 # Landmark order (faces.Landmark): left eye, right eye, nose, mouth left, mouth right.
 _MIRRORED_LANDMARKS = [1, 0, 2, 4, 3]
@@ -37,12 +37,7 @@ def needs_mirror(rgb: np.ndarray) -> bool:
     lean = _lean(rgb)
     if lean != 0:
         return lean < 0
-    flipped = np.ascontiguousarray(rgb[:, ::-1])
-    return flipped.tobytes() < np.ascontiguousarray(rgb).tobytes()
-
-
-def is_canonical(rgb: np.ndarray) -> bool:
-    return not needs_mirror(rgb)
+    return rgb[:, ::-1].tobytes() < rgb.tobytes()  # tobytes is C order for any view
 
 
 def mirror_face(face: Face, width: int) -> Face:
