@@ -24,7 +24,6 @@ thresholds.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from _common import ALIGNED_REAL_GENERATORS, DEFAULT_DATA, read_sources, roc_met
 from ganscreen import Screener  # noqa: E402
 from ganscreen._assets import load_json  # noqa: E402
 from ganscreen.images import ImageLoadError, InputFile, load_image  # noqa: E402
+from ganscreen.pipeline import platform_copy  # noqa: E402
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 VARIANTS = ("as_found", "recropped", "degraded")
@@ -99,17 +99,8 @@ def variant_files(items: list[Item], variant: str, folder: Path) -> Iterator[tup
             recrop(img, rng).save(target)
         else:
             target = folder / (item.key.replace("/", "__") + ".jpg")
-            target.write_bytes(_jpeg60(img))
+            target.write_bytes(platform_copy(img, 256, 60))
         yield item, target
-
-
-def _jpeg60(img: Image.Image) -> bytes:
-    copy = img.copy()
-    if max(copy.size) > 256:
-        copy.thumbnail((256, 256), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    copy.convert("RGB").save(buf, format="JPEG", quality=60)
-    return buf.getvalue()
 
 
 def screen(items: list[Item], variant: str, screener: Screener) -> list[dict[str, Any]]:
