@@ -18,6 +18,11 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "faces"
 ALIGNED_REAL_GENERATORS = frozenset({"ffhq", "celebahq", "real-misc-aligned"})
 
 
+def is_aligned_real(key: str, sources: dict[str, dict[str, str]]) -> bool:
+    """Whether 'label/file' is a real photo of a dataset aligned like FFHQ (by SOURCES.tsv)."""
+    return key.startswith("real/") and sources.get(key, {}).get("generator", "") in ALIGNED_REAL_GENERATORS
+
+
 def process_memory_mb(pid: int, field: str = "VmRSS") -> float | None:
     """A memory figure of a running process from /proc (Linux), in MB: ``VmRSS`` (resident
     now) or ``VmHWM`` (its peak so far); ``None`` once the process is gone."""

@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ALIGNED_REAL_GENERATORS, DEFAULT_DATA, read_sources, roc_metrics, table  # noqa: E402
+from _common import DEFAULT_DATA, is_aligned_real, read_sources, roc_metrics, table  # noqa: E402
 from ganscreen import Screener  # noqa: E402
 from ganscreen._assets import load_json  # noqa: E402
 from ganscreen.images import ImageLoadError, InputFile, load_image  # noqa: E402
@@ -70,7 +70,7 @@ def list_items(roots: list[Path], include: set[str] | None) -> list[Item]:
                 key = f"{label_name}/{rel.as_posix()}"
                 if include is not None and source not in include:
                     continue
-                aligned = label == 0 and sources.get(key, {}).get("generator", "") in ALIGNED_REAL_GENERATORS
+                aligned = is_aligned_real(key, sources)
                 out.append(Item(path, key, label, source, aligned))
     return out
 

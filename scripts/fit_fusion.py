@@ -25,9 +25,9 @@ from sklearn.model_selection import cross_val_predict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    ALIGNED_REAL_GENERATORS,
     DEFAULT_DATA,
     ROOT,
+    is_aligned_real,
     label_of,
     read_records,
     read_sources,
@@ -222,7 +222,8 @@ def main() -> None:
             fusion_pool = [k for k in ok if source_of(k) not in trained]
         else:
             fusion_pool = [k for k in ok if _in_holdout(k, cnn_meta["holdout"], sources)]
-        fusion_pool = [k for k in fusion_pool if source_of(k) not in set(args.exclude_sources)]
+        excluded = set(args.exclude_sources)
+        fusion_pool = [k for k in fusion_pool if source_of(k) not in excluded]
         metrics["fusion_pool"] = "CNN held-out sources: " + ", ".join(sorted({source_of(k) for k in fusion_pool}))
         pool_real = [records[k]["checks"]["cnn"]["score"] for k in fusion_pool
                      if k not in held and y_all[k] == 0 and records[k]["checks"]["cnn"].get("score") is not None]
@@ -253,7 +254,7 @@ def main() -> None:
     # Shape the fit like profile photos: ordinary real photos dominate, aligned dataset
     # photos are a small stratum (``--aligned-share`` of the reals' weight), GAN and real
     # weigh the same in total.
-    aligned_fit = np.array([_is_aligned_real(k, sources) for k in fit_keys])
+    aligned_fit = np.array([is_aligned_real(k, sources) for k in fit_keys])
     wf = np.ones(len(fit_keys))
     n_al, n_ord = int(aligned_fit.sum()), int(((yf == 0) & ~aligned_fit).sum())
     if n_al and n_ord:
@@ -261,7 +262,8 @@ def main() -> None:
     wf[yf == 1] *= wf[yf == 0].sum() / max(wf[yf == 1].sum(), 1e-9)
     # Every check's score means "more GAN-like", so no check may enter with a negative
     # weight: one whose fitted weight is negative carries no weight at all.
-    kept = [j for j, n in enumerate(names) if n.removesuffix("_logit") not in set(args.drop_checks)]
+    dropped = set(args.drop_checks)
+    kept = [j for j, n in enumerate(names) if n.removesuffix("_logit") not in dropped]
     while True:
         fusion_model = LogisticRegression(C=1.0, max_iter=1000).fit(xf[:, kept], yf, sample_weight=wf)
         coef = fusion_model.coef_[0]
@@ -281,7 +283,7 @@ def main() -> None:
     sh = np.array([fused(k) for k in held_ok])
     # The gan threshold keeps the false-positive rate on ordinary real photos of the held-out
     # half at the operating point (aligned dataset photos are reported on their own).
-    ordinary_h = np.array([y_all[k] == 0 and not _is_aligned_real(k, sources) for k in held_ok])
+    ordinary_h = np.array([y_all[k] == 0 and not is_aligned_real(k, sources) for k in held_ok])
     gan_t = threshold_at_fpr(sh[ordinary_h], args.gan_fpr)
     gan_t = min(max(gan_t, 0.5), 0.999)
     real_t = float(np.quantile(sh[yh == 1], 1 - args.real_tpr))
@@ -330,10 +332,6 @@ def main() -> None:
     _print(metrics)
 
 
-def _is_aligned_real(key: str, sources: dict[str, dict[str, str]]) -> bool:
-    return key.startswith("real/") and sources.get(key, {}).get("generator", "") in ALIGNED_REAL_GENERATORS
-
-
 def _in_holdout(key: str, holdout: list[str], sources: dict[str, dict[str, str]]) -> bool:
     generators = {h.split(":", 1)[1] for h in holdout if h.startswith("generator:")}
     return source_of(key) in holdout or (
@@ -342,9 +340,9 @@ def _in_holdout(key: str, holdout: list[str], sources: dict[str, dict[str, str]]
 
 def _fusion_metrics(keys: list[str], y: np.ndarray, s: np.ndarray, gan_t: float, real_t: float,
                     sources: dict[str, dict[str, str]]) -> dict[str, Any]:
-    gens = np.array([sources.get(k, {}).get("generator", "") for k in keys])
-    ordinary = (y == 1) | ~np.isin(gens, list(ALIGNED_REAL_GENERATORS))
-    aligned = (y == 1) | np.isin(gens, list(ALIGNED_REAL_GENERATORS))
+    aligned_real = np.array([is_aligned_real(k, sources) for k in keys], bool)
+    ordinary = ~aligned_real
+    aligned = (y == 1) | aligned_real
     out: dict[str, Any] = {
         "thresholds": {"gan": gan_t, "real": real_t},
         "held_out_all": roc_metrics(y, s),
