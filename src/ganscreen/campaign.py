@@ -83,7 +83,8 @@ from ganscreen.hashing import PhotoHashes, UnionFind, near_unique, photo_hashes
 
 if TYPE_CHECKING:
     from ganscreen.keypoints import Match
-from ganscreen.report import FLAG_DESCRIPTIONS, portable_text
+from ganscreen.checks import flags as registered_flags
+from ganscreen.report import portable_text
 
 SCHEMA = "ganscreen-campaign/1"
 DEFAULT_THRESHOLD = 4
@@ -94,14 +95,19 @@ CANDIDATES_PER_PHOTO = 4
 # Flags whose base rate among ordinary real photos is not shipped: the checks' flag
 # thresholds and the fusion's gan threshold sit at about 1 % false positives on real photos.
 DEFAULT_BASE_RATE = 0.01
-TESTS = ("ffhq_alignment", "glasses_asymmetry", "backdrop_distortion", "cnn_artifacts", "verdict_gan")
-TEST_WORDING = {
-    "ffhq_alignment": "sit on the StyleGAN (FFHQ) alignment template",
-    "glasses_asymmetry": "wear glasses whose two halves disagree",
-    "backdrop_distortion": "have a smeared or blob-like background",
-    "cnn_artifacts": "show GAN texture to the CNN",
-    "verdict_gan": "are judged GAN-generated",
-}
+VERDICT_TEST = ("verdict_gan", "are judged GAN-generated")
+
+
+def campaign_tests() -> tuple[str, ...]:
+    """The campaign's tests: every registered check's flags, then the verdict."""
+    return (*registered_flags(), VERDICT_TEST[0])
+
+
+def test_words(name: str) -> str:
+    if name == VERDICT_TEST[0]:
+        return VERDICT_TEST[1]
+    flag = registered_flags().get(name)
+    return flag.campaign if flag is not None else f"carry the flag {name}"
 KINDS = ("image", "face")
 THUMB_SIDE = 128
 MAX_THUMBS_PER_CLUSTER = 24
@@ -143,12 +149,15 @@ def p_text(p_value: float, log10_p: float) -> str:
     return f"p < 1e-{math.floor(-log10_p)}"
 
 
+ASSUMED_RATE = (DEFAULT_BASE_RATE, "assumed 1 % (no measured rate shipped; the check's flag threshold "
+                "is set at about 1 % false positives on real photos, so this is conservative)", False)
+
+
 @cache
 def base_rates() -> dict[str, tuple[float, str, bool]]:
     """Per test: (rate among ordinary real photos, where it comes from, measured?)."""
-    default = (DEFAULT_BASE_RATE, "assumed 1 % (no measured rate shipped; the check's flag "
-               "threshold is set at about 1 % false positives on real photos, so this is conservative)", False)
-    rates = {name: default for name in TESTS}
+    default = ASSUMED_RATE
+    rates = {name: default for name in campaign_tests()}
     rates["verdict_gan"] = (DEFAULT_BASE_RATE, "assumed 1 %: the fusion's gan threshold is set at a "
                             "held-out false-positive rate of 1 % on real photos", False)
     try:
@@ -169,7 +178,7 @@ def binomial_test(name: str, observed: int, total: int, rate: float, source: str
     p_value, log10_p = binomial_sf(observed, total, rate)
     expected = total * rate
     shown = f"{expected:.1f}" if expected >= 0.95 else f"{expected:.2g}"
-    text = (f"{observed} of {total} faces {TEST_WORDING.get(name, name)}; expected "
+    text = (f"{observed} of {total} faces {test_words(name)}; expected "
             f"{shown} by chance ({rate:.2%} of ordinary real photos"
             f"{'' if measured else ', assumed'}); {p_text(p_value, log10_p)}")
     return {"name": name, "observed": observed, "total": total, "base_rate": rate,
@@ -491,7 +500,7 @@ def _statistics(photos: Sequence[Mapping[str, Any]], clusters: Sequence[tuple[li
     units += [[p["id"]] for p in photos if p["id"] not in clustered]
     rates = base_rates()
     tests = []
-    for name in TESTS:
+    for name in campaign_tests():
         observed = total = 0
         for members in units:
             judged = [photos[m] for m in members if photos[m]["status"] == "ok"
@@ -502,7 +511,7 @@ def _statistics(photos: Sequence[Mapping[str, Any]], clusters: Sequence[tuple[li
             hits = sum((p["verdict"] == "gan") if name == "verdict_gan" else (name in p["flags"])
                        for p in judged)
             observed += 2 * hits >= len(judged)  # at least half of its copies
-        rate, source, measured = rates[name]
+        rate, source, measured = rates.get(name, ASSUMED_RATE)
         tests.append(binomial_test(name, observed, total, rate, source, measured))
     return {"unit": "distinct photos with a face (each cluster of reused copies counts once, "
                     "as flagged when at least half of its copies are)",
@@ -615,7 +624,7 @@ def render_html(summary: Mapping[str, Any], out: IO[str], *, thumbnails: bool = 
             "links": [_link_text(lk) for lk in cluster["links"][:40]],
         })
     context = {"s": summary, "strips": strips, "style": Markup(style), "csp": csp,
-               "flag_descriptions": FLAG_DESCRIPTIONS,
+               "flag_descriptions": {name: flag.description for name, flag in registered_flags().items()},
                "title": f"ganscreen campaign: {summary['totals']['files']} photos"}
     environment().from_string(_TEMPLATE).stream(context).dump(out)
 

@@ -346,8 +346,7 @@ def _screener(err: Console, **options: Any) -> Any:
 def _evidence_maker(screener: Any) -> EvidenceMaker:
     from ganscreen.evidence import EvidenceMaker
 
-    cnn = next((c for c in screener.checks if getattr(c, "name", None) == "cnn"), None)
-    return EvidenceMaker(cnn=cnn, device=str(screener.device))
+    return EvidenceMaker(checks=screener.checks, device=str(screener.device))
 
 
 class _NoRecords:
@@ -369,9 +368,10 @@ def _scan_to(inputs: list[InputFile], screener: Any, *, target: Path | None, out
              ) -> tuple[Counter[str], RecordWriter, list[tuple[str, Report | None, str]]]:
     """Screen ``inputs`` into the output (held locked by the caller); with ``resume``, keep
     the unchanged records and leave the file holding exactly one record per input."""
+    from ganscreen.checks import csv_columns
     from ganscreen.report import RecordWriter
 
-    columns = _check_columns()
+    columns = csv_columns()
     existing = _read_existing(target, fmt, columns, err) if resume and target is not None else None
     version = screener.model_info["version"]
     kept: list[RecordedFile | None] = [None] * len(inputs)
@@ -841,8 +841,6 @@ def _plan_resume(inputs: list[InputFile], existing: ExistingOutput, *, version: 
 # --------------------------------------------------------------------------- table
 
 
-FLAG_WORDS = {"ffhq_alignment": "FFHQ-aligned eyes", "glasses_asymmetry": "mismatched glasses",
-              "backdrop_distortion": "smeared backdrop", "cnn_artifacts": "GAN texture"}
 
 
 def _print_table(outcomes: list[tuple[str, Report | None, str]]) -> None:
@@ -859,7 +857,7 @@ def _print_table(outcomes: list[tuple[str, Report | None, str]]) -> None:
             grid.add_row(escape(path), escape(outcome), "", "recorded before")
             continue
         score = "" if report.score is None else f"{report.score:.2f}"
-        words = ", ".join(FLAG_WORDS.get(f, f) for f in report.flags)
+        words = ", ".join(_flag_words(f) for f in report.flags)
         note = words if report.status != "error" else (report.error or "")
         style = {"gan": "bold red", "uncertain": "yellow", "error": "dim"}.get(outcome, "")
         grid.add_row(escape(path), f"[{style}]{escape(outcome)}[/]" if style else escape(outcome),
@@ -943,13 +941,11 @@ def _interrupted_message(signum: int, written: int, output: Path | None) -> str:
             "run the same command with --resume to finish")
 
 
-def _check_columns() -> list[str]:
-    return [
-        "geometry.score", "geometry.eye_error", "geometry.eye_error_px", "geometry.eye_error_eyes",
-        "glasses.score", "glasses.present", "glasses.presence", "glasses.asymmetry",
-        "backdrop.score", "backdrop.coherence", "backdrop.smear", "backdrop.mirror",
-        "cnn.score",
-    ]
+def _flag_words(flag: str) -> str:
+    from ganscreen.checks import flags
+
+    known = flags().get(flag)
+    return known.words if known is not None else flag
 
 
 def main() -> None:

@@ -30,76 +30,26 @@ import numpy as np
 from markupsafe import Markup
 
 from ganscreen._version import __version__
+from ganscreen.checks import flag_description, registered
+from ganscreen.checks import flags as registered_flags
 from ganscreen.evidence import (
-    EVIDENCE_FILES,
     Evidence,
     EvidenceMaker,
+    evidence_files,
     evidence_folder_name,
     fit,
     write_evidence,
 )
-from ganscreen.report import FLAG_DESCRIPTIONS, STATUSES, VERDICTS, portable_text
+from ganscreen.report import STATUSES, VERDICTS, portable_text
 
 TEMPLATE = "report.html.j2"
 OUTCOMES = ("gan", "uncertain", "real", "no_face", "error")
 OUTCOME_LABELS = {"gan": "GAN", "uncertain": "uncertain", "real": "real", "no_face": "no face",
                   "error": "error"}
-CHECK_FLAGS = {"geometry": "ffhq_alignment", "glasses": "glasses_asymmetry",
-               "backdrop": "backdrop_distortion", "cnn": "cnn_artifacts"}
-CHECK_TITLES = {"geometry": "Geometry: eyes on the StyleGAN template?",
-                "glasses": "Glasses: do the two halves agree?",
-                "backdrop": "Backdrop: smeared or blob-like background?",
-                "cnn": "CNN: which parts of the face drive its score?"}
 # Embedded sizes (longer side, px): small enough that a few hundred cards stay a few MB each.
 THUMB_SIDE = 192
-EMBED_SIDE = {"geometry": 288, "glasses": 384, "backdrop": 256, "cnn": 384}
 JPEG_QUALITY = 82
 HISTOGRAM_BINS = 20
-
-# Measures shown on a card, in order, with plain labels; any other measure a check records
-# is listed under "all measures".
-MEASURE_LABELS: dict[str, dict[str, str]] = {
-    "geometry": {
-        "eye_error_px": "eye deviation from the template (px)",
-        "eye_error": "eye deviation (fraction of the image side)",
-        "eye_error_eyes": "eye deviation (eye distances)",
-        "landmark_error_eyes": "mean landmark deviation (eye distances)",
-        "eye_distance_ratio": "eye distance / template's",
-        "square": "square image",
-    },
-    "glasses": {
-        "present": "eyeglasses found",
-        "presence": "glasses probability",
-        "asymmetry": "eye-band asymmetry (1 - mirror correlation)",
-        "control_asymmetry": "same, cheeks and mouth (baseline)",
-        "asymmetry_excess": "asymmetry above the baseline",
-        "lens_asymmetry": "lens-rim asymmetry",
-        "temple_asymmetry": "temple-arm asymmetry",
-        "orientation_asymmetry": "edge-orientation asymmetry",
-        "light_asymmetry": "lighting asymmetry (baseline)",
-    },
-    "backdrop": {
-        "coherence": "texture coherence (low = smeared, blob-like)",
-        "smear": "background sharpness vs face (log; low = smoothed)",
-        "mirror": "best mirror correlation near a border",
-        "background_fraction": "background share of the image",
-        "textured_fraction": "textured share of the background",
-    },
-    "cnn": {},
-}
-LEGENDS = {
-    "geometry": "Cyan dots: detected landmarks. Magenta crosses: where StyleGAN (FFHQ) puts them, "
-                "as fractions of the frame. Magenta ellipses: the on-template zone of each eye. "
-                "Yellow: each detected eye to its template eye.",
-    "glasses": "Eye band of the landmark-aligned face: left half | right half mirrored | "
-               "difference of their edge strength (bright = an edge on one side only).",
-    "backdrop": "The background the check measures (face, hair and shoulders dimmed). Colour on "
-                "textured background: incoherence of the texture, from dark purple (straight, "
-                "oriented edges) to yellow (isotropic, smeared or blob-like).",
-    "cnn": "The CNN's face crop and an occlusion map: each of the 8 x 8 patches was hidden in turn. "
-           "Red: hiding it lowers the CNN score (it pushed towards GAN); blue: hiding it raises it.",
-}
-
 
 class RecordsError(ValueError):
     """A records file that cannot be rendered; the message is one line."""
@@ -205,7 +155,7 @@ def build_card(index: int, record: Mapping[str, Any], evidence: Evidence | None,
         outcome = "error"
     score = _number(record.get("score"))
     flags_raw = record.get("flags") if isinstance(record.get("flags"), list) else []
-    flags = [(_text(f), FLAG_DESCRIPTIONS.get(str(f), "a flag this version does not describe"))
+    flags = [(_text(f), flag_description(str(f)) or "a flag this version does not describe")
              for f in flags_raw]
     notes: list[str] = []
     message: str | None = None
@@ -236,42 +186,36 @@ def build_card(index: int, record: Mapping[str, Any], evidence: Evidence | None,
 
 
 def _figures(record: Mapping[str, Any], evidence: Evidence) -> list[Figure]:
+    """A figure per check: the registered ones in report order, then any other the record
+    holds (a check of another version), each as its spec presents it."""
     checks = record.get("checks") if isinstance(record.get("checks"), dict) else {}
     flags = set(record.get("flags") or []) if isinstance(record.get("flags"), list) else set()
+    specs = {s.name: s for s in registered()}
+    names = [n for n in specs if n in checks or n in evidence.images]
+    names += [n for n in checks if n not in specs]
     figures = []
-    names = [n for n in CHECK_TITLES if n in checks or n in evidence.images]
-    names += [n for n in checks if n not in CHECK_TITLES]
     for name in names:
+        spec = specs.get(name)
+        shown = spec.presentation if spec is not None else None
         result = checks.get(name) if isinstance(checks.get(name), dict) else {}
         score = _number(result.get("score"))
-        figure = Figure(key=_text(name), title=CHECK_TITLES.get(name, _text(name)),
+        figure = Figure(key=_text(name), title=shown.title if shown is not None else _text(name),
                         score=None if score is None else f"{score:.3f}",
-                        flagged=CHECK_FLAGS.get(name) in flags, image=None,
-                        legend=LEGENDS.get(name, ""), aid=name == "cnn")
+                        flagged=spec is not None and any(f in flags for f in spec.flag_names()), image=None,
+                        legend=shown.legend if shown is not None else "",
+                        aid=shown is not None and shown.aid)
         if name in evidence.images:
             figure.image, figure.width, figure.height = _embed(
-                fit(evidence.images[name], EMBED_SIDE.get(name, 256)))
+                fit(evidence.images[name], shown.embed_side if shown is not None else 256))
         if result.get("reason"):
             figure.notes.append("not judged: " + _text(result.get("reason")))
         if name in evidence.notes:
             figure.notes.append(_text(evidence.notes[name]))
-        labels = MEASURE_LABELS.get(name, {})
+        labels = shown.labels if shown is not None else {}
         for key, label in labels.items():
             if key in result:
                 figure.measures.append((label, _value(result[key])))
-        if name == "geometry" and "eye_error" in result:
-            from ganscreen._assets import load_json
-
-            threshold = load_json("ffhq_template.json").get("on_template_threshold")
-            if isinstance(threshold, (int, float)):
-                figure.measures.append(("on the template at or below (fraction)", f"{threshold:.4f}"))
-        if name == "cnn" and evidence.occlusion is not None:
-            occ = evidence.occlusion
-            figure.measures += [
-                ("CNN score on the redrawn crop", f"{occ.base_score:.3f}"),
-                ("largest drop when a patch is hidden", f"{occ.largest_drop:.3f}"),
-                ("largest rise when a patch is hidden", f"{occ.largest_rise:.3f}"),
-            ]
+        figure.measures += [(_text(label), _text(value)) for label, value in evidence.measures.get(name, ())]
         figure.extra = [(_text(k), _value(v)) for k, v in result.items()
                         if k not in labels and k not in ("score", "reason")]
         figures.append(figure)
@@ -364,7 +308,7 @@ def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {
         "files": len(records),
         "counts": [(k, OUTCOME_LABELS[k], counts.get(k, 0)) for k in OUTCOMES],
-        "flags": [(f, FLAG_DESCRIPTIONS.get(f, ""), n) for f, n in sorted(flags.items())],
+        "flags": [(f, flag_description(f) or "", n) for f, n in sorted(flags.items())],
         "histogram": histogram(scores, thresholds),
         "scored": len(scores),
         "versions": sorted(versions.items()),
@@ -463,9 +407,9 @@ def render_report(records: Sequence[Mapping[str, Any]], out: IO[str], *, maker: 
         "summary": summarise(records),
         "cards": cards(),
         "outcomes": [(k, OUTCOME_LABELS[k]) for k in OUTCOMES],
-        "flag_descriptions": FLAG_DESCRIPTIONS,
+        "flag_descriptions": {name: flag.description for name, flag in registered_flags().items()},
         "evidence_dir": None if evidence_dir is None else _text(evidence_dir),
-        "evidence_files": {k: name for k, (name, _) in EVIDENCE_FILES.items()},
+        "evidence_files": {k: name for k, (name, _) in evidence_files().items()},
         # The package's own files, not input: the only markup inserted unescaped.
         "style": Markup(style),
         "script": Markup(script),

@@ -26,11 +26,7 @@ from PIL import Image
 from ganscreen._assets import bundle_digest, verify_all
 from ganscreen._orientation import mirror_face, needs_mirror
 from ganscreen._version import __version__
-from ganscreen.checks import Check, CheckContext, CheckResult
-from ganscreen.checks.backdrop import BackdropCheck
-from ganscreen.checks.cnn import CnnCheck
-from ganscreen.checks.geometry import GeometryCheck
-from ganscreen.checks.glasses import ALIGNED_SIZE, GlassesCheck
+from ganscreen.checks import ALIGNED_SIZE, BatchedCheck, Check, CheckContext, CheckResult, build_checks
 from ganscreen.faces import Face, FaceDetector, align_face, primary_face, resolve_device
 from ganscreen.fusion import Fusion
 from ganscreen.images import (
@@ -142,8 +138,8 @@ def auto_batch_size(device: torch.device) -> int:
 
 
 def default_checks(device: str | torch.device = "cpu") -> list[Check]:
-    """Every shipped check, in report order."""
-    return [GeometryCheck(), GlassesCheck(), BackdropCheck(), CnnCheck(device=device)]
+    """Every registered check (see :func:`ganscreen.checks.registered`), in report order."""
+    return build_checks(device)
 
 
 class Screener:
@@ -522,7 +518,7 @@ def _torch_threads(count: int) -> Iterator[None]:
 
 
 def _is_batched(check: Check) -> bool:
-    return callable(getattr(check, "prepare", None)) and callable(getattr(check, "run_prepared", None))
+    return isinstance(check, BatchedCheck)
 
 
 def _info(img: LoadedImage) -> ImageInfo:

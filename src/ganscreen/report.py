@@ -21,18 +21,6 @@ from typing import IO, Any
 from ganscreen.checks import CheckResult
 from ganscreen.faces import Face
 
-# Each flag in plain words, with how often it fires on ordinary real photos of sources no
-# model or threshold saw (checks.json "flag_rates", measured by the model card's command; a
-# test keeps the two in step).
-FLAG_DESCRIPTIONS = {
-    "ffhq_alignment": "eyes sit on the FFHQ/StyleGAN alignment template (a generated face, "
-                      "or a photo lifted from FFHQ-style datasets); fires on 4 % of ordinary real photos",
-    "glasses_asymmetry": "eyeglasses whose left and right halves disagree; fires on 0 % of ordinary "
-                         "real photos (and rarely on GAN faces: weak evidence)",
-    "backdrop_distortion": "smeared, blob-like or mirrored background texture; fires on 1.7 % of "
-                           "ordinary real photos (near chance on unseen sources: weak evidence)",
-    "cnn_artifacts": "the face classifier finds GAN texture; fires on 5.1 % of ordinary real photos",
-}
 STATUSES = ("ok", "no_face", "error")
 VERDICTS = ("gan", "uncertain", "real")
 
@@ -356,8 +344,7 @@ def _read_csv(fh: IO[bytes], fieldnames: list[str], total: int,
             break  # the torn last row (or header)
         if number == 1:
             if row != fieldnames:
-                raise ResumeError("its first row is not the CSV header of this ganscreen version; "
-                                  "scan to a new file instead")
+                raise ResumeError(_header_mismatch(row, fieldnames))
         elif torn:
             raise ResumeError(f"row {number} does not have the {len(fieldnames)} columns of a ganscreen CSV")
         else:
@@ -367,6 +354,25 @@ def _read_csv(fh: IO[bytes], fieldnames: list[str], total: int,
                                         data[complete:cursor.offset].decode("utf-8")))
         complete = cursor.offset
     return records, complete
+
+
+def _header_mismatch(header: list[str], fieldnames: list[str]) -> str:
+    """Why a CSV cannot be resumed by this version: the columns it has that this version's
+    checks do not write, and those it lacks (checks added or removed between versions)."""
+    extra = [c for c in header if c not in fieldnames]
+    missing = [c for c in fieldnames if c not in header]
+    if set(CSV_FIXED) - set(header):
+        return "its first row is not the CSV header of a ganscreen scan; scan to a new file instead"
+    if not extra and not missing:
+        return ("its columns are those of this ganscreen version in another order; "
+                "scan to a new file instead")
+    parts = []
+    if extra:
+        parts.append("columns this version does not write: " + ", ".join(extra))
+    if missing:
+        parts.append("columns it lacks: " + ", ".join(missing))
+    return ("it was written with other checks than this version's (" + "; ".join(parts) + "), so "
+            "appending would mix two layouts; scan to a new file instead")
 
 
 def _from_csv_row(row: dict[str, str], number: int) -> RecordedFile:

@@ -24,7 +24,19 @@ import cv2
 import numpy as np
 
 from ganscreen._assets import load_json
-from ganscreen.checks import CheckContext, CheckResult, logistic_score, not_judged
+from ganscreen.checks import (
+    CheckContext,
+    CheckResult,
+    CheckSpec,
+    Drawing,
+    Flag,
+    Presentation,
+    logistic_score,
+    not_judged,
+)
+from ganscreen.checks._drawing import colormap
+
+__all__ = ["FLAG", "SPEC", "WORK_SIDE", "BackdropCheck", "masks", "measure", "mirror_score", "structure_tensor"]
 
 FLAG = "backdrop_distortion"
 WORK_SIDE = 256  # the image's longer side during analysis
@@ -44,13 +56,7 @@ class BackdropCheck:
     def run(self, ctx: CheckContext) -> CheckResult:
         if ctx.face is None:
             return not_judged("no face")
-        height, width = ctx.image.shape[:2]
-        scale = WORK_SIDE / max(height, width)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = cv2.resize(ctx.image, size, interpolation=cv2.INTER_AREA)
-        grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        box = ctx.face.box.astype(np.float64) * scale
-        background, face_region = masks(grey.shape, box)
+        small, grey, background, face_region = _working_view(ctx)
         fraction = float(background.mean())
         if fraction < MIN_BACKGROUND:
             return not_judged("too little background around the face", background_fraction=fraction)
@@ -58,6 +64,49 @@ class BackdropCheck:
         score = logistic_score(measures, self.model)
         flags = (FLAG,) if score >= self.flag_threshold else ()
         return CheckResult(score=score, measures=measures, flags=flags)
+
+    def draw(self, ctx: CheckContext) -> Drawing:
+        """The background :meth:`run` measures, with its distortion map.
+
+        Face, hair and shoulders (outside the background mask) are dimmed and greyed; on the
+        textured part of the background, colour shows the structure-tensor *incoherence*
+        (1 - coherence): dark purple where edges run straight and oriented (as in real
+        rooms), yellow where texture is isotropic, smeared or blob-like. Background too flat
+        to have texture is left uncoloured.
+        """
+        if ctx.face is None:
+            raise ValueError("no face to draw")
+        small, grey, background, _face_region = _working_view(ctx)
+        coherence, trace = structure_tensor(grey)
+        textured = background & (trace > _noise_floor(trace, background))
+        heat = colormap(np.clip(1.0 - coherence, 0, 1), cv2.COLORMAP_PLASMA)
+        out = small.astype(np.float32)
+        dimmed = 0.35 * np.repeat(grey[:, :, None], 3, axis=2)
+        out[~background] = dimmed[~background]
+        alpha = 0.65
+        out[textured] = (1 - alpha) * out[textured] + alpha * heat[textured].astype(np.float32)
+        image = np.clip(out, 0, 255).astype(np.uint8)
+        contours, _ = cv2.findContours(background.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(image, contours, -1, (255, 255, 255), 1, cv2.LINE_AA)
+        return Drawing(image=image)
+
+
+def _working_view(ctx: CheckContext) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The image at ``WORK_SIDE`` (RGB and grey) and its background and face masks."""
+    assert ctx.face is not None
+    height, width = ctx.image.shape[:2]
+    scale = WORK_SIDE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(ctx.image, size, interpolation=cv2.INTER_AREA)
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    background, face_region = masks(grey.shape, ctx.face.box.astype(np.float64) * scale)
+    return small, grey, background, face_region
+
+
+def _noise_floor(trace: np.ndarray, background: np.ndarray) -> float:
+    """Texture energy below which background counts as flat: the median of the
+    background's, and never under sensor/JPEG noise."""
+    return max(100.0, float(np.median(trace[background]))) if background.any() else 100.0
 
 
 def masks(shape: tuple[int, ...], box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,8 +142,7 @@ def structure_tensor(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def measure(grey: np.ndarray, background: np.ndarray, face: np.ndarray) -> dict[str, float]:
     coherence, trace = structure_tensor(grey)
     # Textured = the more structured half of the background, and above a noise floor.
-    floor = max(100.0, float(np.median(trace[background]))) if background.any() else 100.0
-    textured = background & (trace > floor)
+    textured = background & (trace > _noise_floor(trace, background))
     lap = np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=3))
     face_hf = float(lap[face].mean()) if face.any() else 0.0
     bg_hf = float(lap[background].mean())
@@ -155,3 +203,34 @@ def _mirror_correlations(img: np.ndarray, axes: np.ndarray, k: int) -> float:
     if not ok.any():
         return 0.0
     return float((cross[ok] / np.sqrt(sq_left[ok] * sq_right[ok])).max())
+
+
+SPEC = CheckSpec(
+    name="backdrop",
+    build=lambda device="cpu": BackdropCheck(),
+    flags=(Flag(
+        FLAG,
+        description="smeared, blob-like or mirrored background texture; fires on 1.7 % of ordinary "
+                    "real photos (near chance on unseen sources: weak evidence)",
+        words="smeared backdrop",
+        campaign="have a smeared or blob-like background",
+    ),),
+    csv_columns=("score", "coherence", "smear", "mirror"),
+    presentation=Presentation(
+        title="Backdrop: smeared or blob-like background?",
+        labels={
+            "coherence": "texture coherence (low = smeared, blob-like)",
+            "smear": "background sharpness vs face (log; low = smoothed)",
+            "mirror": "best mirror correlation near a border",
+            "background_fraction": "background share of the image",
+            "textured_fraction": "textured share of the background",
+        },
+        legend="The background the check measures (face, hair and shoulders dimmed). Colour on "
+               "textured background: incoherence of the texture, from dark purple (straight, "
+               "oriented edges) to yellow (isotropic, smeared or blob-like).",
+        file="backdrop.png",
+        file_legend="background region (face, hair and shoulders dimmed); colour = texture "
+                    "incoherence (yellow = smeared or blob-like)",
+        embed_side=256,
+    ),
+)

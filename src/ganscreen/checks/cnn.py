@@ -16,13 +16,20 @@ import numpy as np
 import torch
 
 from ganscreen._assets import asset_path, load_json
-from ganscreen.checks import CheckContext, CheckResult, not_judged
+from ganscreen.checks import CheckContext, CheckResult, CheckSpec, Drawing, Flag, Presentation, not_judged
+from ganscreen.checks._drawing import diverging, side_by_side, zoom
 from ganscreen.faces import resolve_device
 from ganscreen.model import ModelConfig, cnn_crop, load_model, to_tensor
+
+__all__ = ["FLAG", "SPEC", "CnnCheck"]
 
 FLAG = "cnn_artifacts"
 WEIGHTS = "cnn.safetensors"
 CONFIG = "cnn.json"
+OCCLUSION_GRID = 8  # the crop is hidden patch by patch on a GRID x GRID raster
+OCCLUSION_GREY = 128
+OCCLUSION_SCALE = 0.05  # score change that gets full colour when all changes are smaller
+DRAWING_ZOOM = 2
 
 
 class CnnCheck:
@@ -66,3 +73,68 @@ class CnnCheck:
         logits = self.model(torch.cat([x, torch.flip(x, dims=[3])]))
         mean = (logits[: len(crops)] + logits[len(crops):]) / 2
         return [float(p) for p in torch.sigmoid(mean).cpu()]
+
+    def draw(self, ctx: CheckContext) -> Drawing:
+        """An occlusion map of the crop :meth:`prepare` makes: a grey patch slides over it
+        (``OCCLUSION_GRID`` x ``OCCLUSION_GRID`` positions, one batch) and each patch is
+        coloured by how much hiding it changes the score.
+
+        Red marks patches whose hiding lowers the score (they pushed it towards "GAN"), blue
+        patches whose hiding raises it. An explanation aid, not proof: the network may react
+        to the grey patch itself.
+        """
+        crop = self.prepare(ctx)
+        if isinstance(crop, CheckResult):
+            raise ValueError(crop.reason or "nothing to draw")
+        grid = OCCLUSION_GRID
+        size = crop.shape[0]
+        edges = np.linspace(0, size, grid + 1).round().astype(int)
+        batch = [crop]
+        for i in range(grid):
+            for j in range(grid):
+                hidden = crop.copy()
+                hidden[edges[i]:edges[i + 1], edges[j]:edges[j + 1]] = OCCLUSION_GREY
+                batch.append(hidden)
+        scores = np.asarray(self.probabilities(batch), np.float64)
+        base = float(scores[0])
+        drops = (base - scores[1:]).reshape(grid, grid)
+        limit = max(float(np.abs(drops).max()), OCCLUSION_SCALE)
+        cells = np.zeros((size, size), np.float32)
+        for i in range(grid):
+            for j in range(grid):
+                cells[edges[i]:edges[i + 1], edges[j]:edges[j + 1]] = drops[i, j] / limit
+        heat = diverging(cells)
+        weight = np.abs(cells)[:, :, None] * 0.7
+        overlay = (crop.astype(np.float32) * (1 - weight) + heat.astype(np.float32) * weight).astype(np.uint8)
+        for edge in edges[1:-1]:  # faint grid lines show the patch raster
+            overlay[edge, :] = overlay[edge, :] // 2 + 64
+            overlay[:, edge] = overlay[:, edge] // 2 + 64
+        image = side_by_side([zoom(crop, DRAWING_ZOOM), zoom(overlay, DRAWING_ZOOM)])
+        return Drawing(image=image, measures=(
+            ("CNN score on the redrawn crop", f"{base:.3f}"),
+            ("largest drop when a patch is hidden", f"{float(drops.max()):.3f}"),
+            ("largest rise when a patch is hidden", f"{float(-drops.min()):.3f}"),
+        ))
+
+
+SPEC = CheckSpec(
+    name="cnn",
+    build=lambda device="cpu": CnnCheck(device=device),
+    flags=(Flag(
+        FLAG,
+        description="the face classifier finds GAN texture; fires on 5.1 % of ordinary real photos",
+        words="GAN texture",
+        campaign="show GAN texture to the CNN",
+    ),),
+    csv_columns=("score",),
+    presentation=Presentation(
+        title="CNN: which parts of the face drive its score?",
+        legend="The CNN's face crop and an occlusion map: each of the 8 x 8 patches was hidden in turn. "
+               "Red: hiding it lowers the CNN score (it pushed towards GAN); blue: hiding it raises it.",
+        file="cnn_occlusion.png",
+        file_legend="CNN face crop | occlusion map (red: hiding this patch lowers the CNN score; blue: "
+                    "raises it). An explanation aid, not proof.",
+        embed_side=384,
+        aid=True,
+    ),
+)

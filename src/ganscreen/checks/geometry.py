@@ -13,10 +13,23 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ganscreen._assets import load_json
-from ganscreen.checks import CheckContext, CheckResult, not_judged, sigmoid
+from ganscreen.checks import (
+    CheckContext,
+    CheckResult,
+    CheckSpec,
+    Drawing,
+    Flag,
+    Presentation,
+    not_judged,
+    sigmoid,
+)
+from ganscreen.checks._drawing import BOX, DETECTED, LINK, TEMPLATE, point
+
+__all__ = ["FLAG", "SPEC", "GeometryCheck"]
 
 FLAG = "ffhq_alignment"
 # A second face at least this large (relative to the primary) makes "the" face ambiguous.
@@ -64,8 +77,85 @@ class GeometryCheck:
         flags = (FLAG,) if eye_error <= self.threshold else ()
         return CheckResult(score=score, measures=measures, flags=flags)
 
+    def draw(self, ctx: CheckContext) -> Drawing:
+        """The whole photo with the detected landmarks (cyan dots), the template points
+        (magenta crosses), the on-template zone around each template eye (magenta
+        ellipses: an eye inside its zone is on the template) and a yellow line from each
+        detected eye to its template eye.
+
+        The template is a set of fractions of the image's width and height, so it is drawn
+        on the whole frame: that is where a StyleGAN face would have its eyes.
+        """
+        if ctx.face is None:
+            raise ValueError("no face to draw")
+        rgb, face = ctx.image, ctx.face
+        h, w = rgb.shape[:2]
+        scale = min(1.0, DRAWING_SIDE / max(h, w))
+        # Draw on a canvas at least 384 px wide so marks stay visible on small photos.
+        scale = max(scale, min(4.0, 384 / max(h, w)))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        canvas = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        canvas = np.ascontiguousarray(canvas)
+        side = max(size)
+        thick = max(1, round(side / 300))
+        radius = max(3, round(side / 110))
+        cw, ch = size
+        points = self.points[:5] * np.array([cw, ch], np.float64)
+        landmarks = face.landmarks.astype(np.float64) * scale
+        x1, y1, x2, y2 = (face.box.astype(np.float64) * scale).tolist()
+        cv2.rectangle(canvas, point((x1, y1)), point((x2, y2)), BOX, 1, cv2.LINE_AA)
+        for eye in points[:2]:
+            axes = (max(1, round(self.threshold * cw)), max(1, round(self.threshold * ch)))
+            cv2.ellipse(canvas, point(eye), axes, 0, 0, 360, TEMPLATE, 1, cv2.LINE_AA)
+        for detected, template in zip(landmarks[:2], points[:2], strict=True):
+            cv2.line(canvas, point(detected), point(template), LINK, thick, cv2.LINE_AA)
+        for template in points:
+            cv2.drawMarker(canvas, point(template), TEMPLATE, cv2.MARKER_CROSS, 3 * radius, thick + 1,
+                           cv2.LINE_AA)
+        for landmark in landmarks:
+            cv2.circle(canvas, point(landmark), radius + 1, (0, 0, 0), -1, cv2.LINE_AA)
+            cv2.circle(canvas, point(landmark), radius, DETECTED, -1, cv2.LINE_AA)
+        return Drawing(image=canvas, measures=(("on the template at or below (fraction)",
+                                                f"{self.threshold:.4f}"),))
+
+
+DRAWING_SIDE = 512  # longer side of the evidence drawing
+
 
 def _cut_off(box: np.ndarray, width: int, height: int) -> bool:
     x1, y1, x2, y2 = (float(v) for v in box)
     mx, my = CUT_OFF_MARGIN * (x2 - x1), CUT_OFF_MARGIN * (y2 - y1)
     return x1 < -mx or y1 < -my or x2 > width + mx or y2 > height + my
+
+
+SPEC = CheckSpec(
+    name="geometry",
+    build=lambda device="cpu": GeometryCheck(),
+    flags=(Flag(
+        FLAG,
+        description="eyes sit on the FFHQ/StyleGAN alignment template (a generated face, or a photo "
+                    "lifted from FFHQ-style datasets); fires on 4 % of ordinary real photos",
+        words="FFHQ-aligned eyes",
+        campaign="sit on the StyleGAN (FFHQ) alignment template",
+    ),),
+    csv_columns=("score", "eye_error", "eye_error_px", "eye_error_eyes"),
+    presentation=Presentation(
+        title="Geometry: eyes on the StyleGAN template?",
+        labels={
+            "eye_error_px": "eye deviation from the template (px)",
+            "eye_error": "eye deviation (fraction of the image side)",
+            "eye_error_eyes": "eye deviation (eye distances)",
+            "landmark_error_eyes": "mean landmark deviation (eye distances)",
+            "eye_distance_ratio": "eye distance / template's",
+            "square": "square image",
+        },
+        legend="Cyan dots: detected landmarks. Magenta crosses: where StyleGAN (FFHQ) puts them, "
+               "as fractions of the frame. Magenta ellipses: the on-template zone of each eye. "
+               "Yellow: each detected eye to its template eye.",
+        file="geometry.png",
+        file_legend="cyan dots: detected landmarks; magenta crosses: StyleGAN (FFHQ) template points; "
+                    "magenta ellipses: on-template zone of each eye; yellow lines: each detected eye "
+                    "to its template eye",
+        embed_side=288,
+    ),
+)

@@ -19,10 +19,23 @@ import cv2
 import numpy as np
 
 from ganscreen._assets import load_json
-from ganscreen.checks import CheckContext, CheckResult, logistic_score, not_judged
+from ganscreen.checks import (
+    ALIGNED_SIZE,
+    CheckContext,
+    CheckResult,
+    CheckSpec,
+    Drawing,
+    Flag,
+    Presentation,
+    logistic_score,
+    not_judged,
+)
+from ganscreen.checks._drawing import colormap, side_by_side, zoom
+
+__all__ = ["ALIGNED_SIZE", "EYE_BAND", "FLAG", "SPEC", "GlassesCheck", "halves", "measure"]
 
 FLAG = "glasses_asymmetry"
-ALIGNED_SIZE = 256
+DRAWING_ZOOM = 2  # the eye band is small (about 185 x 61 px): enlarge it
 # Regions as (x0, y0, x1, y1) fractions of the aligned square.
 BRIDGE = (0.455, 0.40, 0.545, 0.50)  # between the eyes, where the frame's bridge sits
 RIMS = (0.25, 0.52, 0.75, 0.58)  # under the eyes, where the lower rims run
@@ -72,14 +85,28 @@ class GlassesCheck:
             flags=flags,
         )
 
+    def draw(self, ctx: CheckContext) -> Drawing:
+        """The eye band of the aligned face as :meth:`run` compares it: its left half, its
+        right half mirrored onto the left, and the difference of their edge strength
+        (bright = edges on one side only), side by side."""
+        if ctx.aligned is None:
+            raise ValueError("no face to draw")
+        band = _region(ctx.aligned.image, EYE_BAND)
+        left, right = halves(band)
+        _gx, _gy, magnitude = _edges(cv2.cvtColor(band, cv2.COLOR_RGB2GRAY).astype(np.float32))
+        mag_left, mag_right = halves(cv2.GaussianBlur(magnitude, (0, 0), 1.0))
+        difference = np.abs(mag_left - mag_right)
+        top = float(np.percentile(np.maximum(mag_left, mag_right), 99)) or 1.0
+        diff_rgb = colormap(np.clip(difference / top, 0, 1), cv2.COLORMAP_INFERNO)
+        panels = [zoom(p, DRAWING_ZOOM) for p in (left, np.ascontiguousarray(right), diff_rgb)]
+        return Drawing(image=side_by_side(panels))
+
 
 def measure(grey: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float]:
     """Edge statistics of an aligned grey face (float32, square); ``valid`` masks pixels."""
     if valid is None:
         valid = np.ones(grey.shape, bool)
-    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
-    magnitude = cv2.magnitude(gx, gy)
+    gx, gy, magnitude = _edges(grey)
     texture = _masked_mean(magnitude, valid, CHEEKS) + 1.0
     band = _region(magnitude, EYE_BAND)
     band_valid = _symmetric(_region(valid, EYE_BAND))
@@ -96,6 +123,13 @@ def measure(grey: np.ndarray, valid: np.ndarray | None = None) -> dict[str, floa
         "control_asymmetry": control_asym,
         "asymmetry_excess": eye_asym - control_asym,
     }
+
+
+def _edges(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sobel gradients and their magnitude: the edge strength every comparison uses."""
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+    return gx, gy, cv2.magnitude(gx, gy)
 
 
 def _side_measures(grey: np.ndarray, magnitude: np.ndarray, gx: np.ndarray, gy: np.ndarray,
@@ -192,3 +226,37 @@ def _region(array: np.ndarray, frac: tuple[float, float, float, float]) -> np.nd
     h, w = array.shape[:2]
     x0, y0, x1, y1 = frac
     return array[round(y0 * h): round(y1 * h), round(x0 * w): round(x1 * w)]
+
+
+SPEC = CheckSpec(
+    name="glasses",
+    build=lambda device="cpu": GlassesCheck(),
+    flags=(Flag(
+        FLAG,
+        description="eyeglasses whose left and right halves disagree; fires on 0 % of ordinary real "
+                    "photos (and rarely on GAN faces: weak evidence)",
+        words="mismatched glasses",
+        campaign="wear glasses whose two halves disagree",
+    ),),
+    csv_columns=("score", "present", "presence", "asymmetry"),
+    presentation=Presentation(
+        title="Glasses: do the two halves agree?",
+        labels={
+            "present": "eyeglasses found",
+            "presence": "glasses probability",
+            "asymmetry": "eye-band asymmetry (1 - mirror correlation)",
+            "control_asymmetry": "same, cheeks and mouth (baseline)",
+            "asymmetry_excess": "asymmetry above the baseline",
+            "lens_asymmetry": "lens-rim asymmetry",
+            "temple_asymmetry": "temple-arm asymmetry",
+            "orientation_asymmetry": "edge-orientation asymmetry",
+            "light_asymmetry": "lighting asymmetry (baseline)",
+        },
+        legend="Eye band of the landmark-aligned face: left half | right half mirrored | "
+               "difference of their edge strength (bright = an edge on one side only).",
+        file="glasses.png",
+        file_legend="eye band of the aligned face: left half | right half mirrored | difference of "
+                    "edge strength (bright = edges on one side only)",
+        embed_side=384,
+    ),
+)
