@@ -15,7 +15,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "faces"
 
 # Real sources whose photos were aligned with the FFHQ procedure (the geometry check's
 # hard negatives); every other real source is an ordinary photo.
-ALIGNED_REAL_GENERATORS = frozenset({"ffhq", "celebahq", "real-misc-aligned"})
+ALIGNED_REAL_GENERATORS = frozenset({"ffhq", "celebahq", "real-misc-aligned", "real-lowquality-aligned"})
 
 
 def is_aligned_real(key: str, sources: dict[str, dict[str, str]]) -> bool:
