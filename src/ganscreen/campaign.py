@@ -85,6 +85,38 @@ if TYPE_CHECKING:
     from ganscreen.keypoints import Match
 from ganscreen.report import FLAG_DESCRIPTIONS, portable_text
 
+__all__ = [
+    "CANDIDATES_PER_PHOTO",
+    "CANDIDATE_THRESHOLD",
+    "DEFAULT_BASE_RATE",
+    "DEFAULT_THRESHOLD",
+    "KINDS",
+    "MAX_THUMBS_PER_CLUSTER",
+    "SCHEMA",
+    "TESTS",
+    "TEST_WORDING",
+    "THUMB_SIDE",
+    "Link",
+    "Verifier",
+    "assign_accounts",
+    "base_rates",
+    "binomial_sf",
+    "binomial_test",
+    "build",
+    "cluster_photos",
+    "default_roots",
+    "entry_pairs",
+    "hash_record",
+    "nearest_candidates",
+    "p_text",
+    "record_landmarks",
+    "record_verifier",
+    "render_html",
+    "summarise",
+    "verification_parameters",
+    "vote_candidates",
+]
+
 SCHEMA = "ganscreen-campaign/1"
 DEFAULT_THRESHOLD = 4
 # Second stage: pairs within this many bits (either kind), at most this many per photo

@@ -28,6 +28,38 @@ from PIL import Image
 from ganscreen.faces import Face, align_face
 from ganscreen.images import ImageLoadError, file_stamp, load_recorded
 
+__all__ = [
+    "BOX",
+    "CNN_ZOOM",
+    "DETECTED",
+    "EVIDENCE_FILES",
+    "EVIDENCE_KINDS",
+    "GEOMETRY_SIDE",
+    "GLASSES_ZOOM",
+    "LINK",
+    "OCCLUSION_GREY",
+    "OCCLUSION_GRID",
+    "OCCLUSION_SCALE",
+    "PANEL_GAP",
+    "TEMPLATE",
+    "Evidence",
+    "EvidenceMaker",
+    "Occlusion",
+    "backdrop_map",
+    "cnn_occlusion",
+    "colormap",
+    "diverging",
+    "encode",
+    "evidence_folder_name",
+    "face_from_record",
+    "fit",
+    "geometry_overlay",
+    "glasses_halves",
+    "side_by_side",
+    "thumbnail",
+    "write_evidence",
+]
+
 # Colours (RGB) shared by the drawings and the legends in the HTML report.
 DETECTED = (0, 215, 255)  # detected landmarks: cyan dots
 TEMPLATE = (255, 40, 200)  # StyleGAN template points and their on-template zone: magenta

@@ -40,6 +40,32 @@ from ganscreen.evidence import (
 )
 from ganscreen.report import FLAG_DESCRIPTIONS, STATUSES, VERDICTS, portable_text
 
+__all__ = [
+    "CHECK_FLAGS",
+    "CHECK_TITLES",
+    "EMBED_SIDE",
+    "HISTOGRAM_BINS",
+    "JPEG_QUALITY",
+    "LEGENDS",
+    "MEASURE_LABELS",
+    "OUTCOMES",
+    "OUTCOME_LABELS",
+    "TEMPLATE",
+    "THUMB_SIDE",
+    "Bar",
+    "Card",
+    "Figure",
+    "Records",
+    "RecordsError",
+    "build_card",
+    "environment",
+    "histogram",
+    "read_records",
+    "render_report",
+    "summarise",
+    "write_report",
+]
+
 TEMPLATE = "report.html.j2"
 OUTCOMES = ("gan", "uncertain", "real", "no_face", "error")
 OUTCOME_LABELS = {"gan": "GAN", "uncertain": "uncertain", "real": "real", "no_face": "no face",

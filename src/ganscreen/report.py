@@ -21,6 +21,25 @@ from typing import IO, Any
 from ganscreen.checks import CheckResult
 from ganscreen.faces import Face
 
+__all__ = [
+    "CSV_FIXED",
+    "FLAG_DESCRIPTIONS",
+    "STATUSES",
+    "VERDICTS",
+    "ExistingOutput",
+    "ImageInfo",
+    "RecordWriter",
+    "RecordedFile",
+    "Report",
+    "ResumeError",
+    "csv_fieldnames",
+    "csv_row",
+    "neutralise_cell",
+    "portable_text",
+    "read_output",
+    "restore_cell",
+]
+
 # Each flag in plain words, with how often it fires on ordinary real photos of sources no
 # model or threshold saw (checks.json "flag_rates", measured by the model card's command; a
 # test keeps the two in step).

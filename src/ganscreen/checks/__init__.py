@@ -18,6 +18,15 @@ import numpy as np
 
 from ganscreen.faces import AlignedFace, Face
 
+__all__ = [
+    "BatchedCheck",
+    "Check",
+    "CheckContext",
+    "CheckResult",
+    "logistic_score",
+    "not_judged",
+    "sigmoid",
+]
 
 @dataclass(frozen=True, slots=True)
 class CheckContext:

@@ -26,6 +26,19 @@ import numpy as np
 from ganscreen._assets import load_json
 from ganscreen.checks import CheckContext, CheckResult, logistic_score, not_judged
 
+__all__ = [
+    "FLAG",
+    "MIN_BACKGROUND",
+    "MIRROR_SPAN",
+    "MIRROR_STRIP",
+    "WORK_SIDE",
+    "BackdropCheck",
+    "masks",
+    "measure",
+    "mirror_score",
+    "structure_tensor",
+]
+
 FLAG = "backdrop_distortion"
 WORK_SIDE = 256  # the image's longer side during analysis
 MIN_BACKGROUND = 0.10  # fraction of the image that must be background to judge

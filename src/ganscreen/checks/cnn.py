@@ -20,6 +20,13 @@ from ganscreen.checks import CheckContext, CheckResult, not_judged
 from ganscreen.faces import resolve_device
 from ganscreen.model import ModelConfig, cnn_crop, load_model, to_tensor
 
+__all__ = [
+    "CONFIG",
+    "FLAG",
+    "WEIGHTS",
+    "CnnCheck",
+]
+
 FLAG = "cnn_artifacts"
 WEIGHTS = "cnn.safetensors"
 CONFIG = "cnn.json"

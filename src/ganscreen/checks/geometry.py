@@ -18,6 +18,14 @@ import numpy as np
 from ganscreen._assets import load_json
 from ganscreen.checks import CheckContext, CheckResult, not_judged, sigmoid
 
+__all__ = [
+    "CUT_OFF_MARGIN",
+    "FLAG",
+    "SECOND_FACE_AREA",
+    "STEEPNESS",
+    "GeometryCheck",
+]
+
 FLAG = "ffhq_alignment"
 # A second face at least this large (relative to the primary) makes "the" face ambiguous.
 SECOND_FACE_AREA = 0.5

@@ -21,6 +21,25 @@ import numpy as np
 from ganscreen._assets import load_json
 from ganscreen.checks import CheckContext, CheckResult, logistic_score, not_judged
 
+__all__ = [
+    "ALIGNED_SIZE",
+    "BRIDGE",
+    "CHEEKS",
+    "CONTROL_BAND",
+    "EYE",
+    "EYE_BAND",
+    "FLAG",
+    "LENS",
+    "MAX_SHIFT",
+    "MIN_COVERAGE",
+    "RIMS",
+    "SIDE_CHEEK",
+    "TEMPLE",
+    "GlassesCheck",
+    "halves",
+    "measure",
+]
+
 FLAG = "glasses_asymmetry"
 ALIGNED_SIZE = 256
 # Regions as (x0, y0, x1, y1) fractions of the aligned square.
