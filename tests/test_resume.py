@@ -61,15 +61,36 @@ def _make_folder(root: Path, samples: Path) -> list[Path]:
 
 
 def _command(folder: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "ganscreen", "scan", str(folder), "-o", str(out), "--no-progress",
-            "--batch-size", "1", "--device", "cpu", "--fail-on", "never", *extra]
+    return ["scan", str(folder), "-o", str(out), "--no-progress", "--batch-size", "1", "--device", "cpu",
+            "--fail-on", "never", *extra]
 
 
-def _complete_lines(path: Path) -> int:
-    try:
-        return path.read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
+# The scan, run through a wrapper that holds it still after its N-th record: RecordWriter.write
+# writes and flushes the record, says so on one pipe and waits on another until the test has
+# sent its signal. The signal lands at a known point however fast or slow the machine is,
+# so no timing is involved; the record is written inside the scan's own signal-deferring
+# block, exactly where a real signal would most often find it.
+GATED = """
+import os, runpy, sys
+from ganscreen import report
+
+after, told, wait = (int(v) for v in os.environ["GANSCREEN_TEST_GATE"].split(","))
+write = report.RecordWriter.write
+written = 0
+
+def gated(self, record):
+    global written
+    text = write(self, record)
+    written += 1
+    if written == after:
+        os.write(told, b"!")
+        os.read(wait, 1)  # returns when the test closes its end, after signalling
+    return text
+
+report.RecordWriter.write = gated
+sys.argv = ["ganscreen", *sys.argv[1:]]
+runpy.run_module("ganscreen", run_name="__main__", alter_sys=True)
+"""
 
 
 @dataclass
@@ -79,18 +100,35 @@ class Run:
     lines: list[bytes]  # the output file's lines after the run, the last one maybe torn
 
 
-def _run(folder: Path, out: Path, *extra: str, stop_at: int | None = None,
+def _run(folder: Path, out: Path, *extra: str, stop_after: int | None = None,
          sig: int = signal.SIGKILL) -> Run:
-    """Run a scan; with ``stop_at``, send ``sig`` once the output holds that many lines."""
-    proc = subprocess.Popen(_command(folder, out, *extra), env=SUBPROCESS_ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if stop_at is not None:
-        deadline = time.monotonic() + 60
-        while _complete_lines(out) < stop_at and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert proc.poll() is None, f"the scan ended before {stop_at} records: {proc.stderr.read()}"
-        proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=120)
+    """Run a scan; with ``stop_after``, send ``sig`` once this run has written that many records."""
+    if stop_after is None:
+        proc = subprocess.Popen([sys.executable, "-m", "ganscreen", *_command(folder, out, *extra)],
+                                env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _, stderr = proc.communicate()
+        return Run(proc.returncode, stderr, out.read_bytes().splitlines(keepends=True))
+    told_r, told_w = os.pipe()
+    wait_r, wait_w = os.pipe()
+    env = {**SUBPROCESS_ENV, "GANSCREEN_TEST_GATE": f"{stop_after},{told_w},{wait_r}"}
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", GATED, *_command(folder, out, *extra)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                pass_fds=(told_w, wait_r))
+    finally:
+        os.close(told_w)
+        os.close(wait_r)
+    try:
+        # Blocks until the scan has written its stop_after-th record, or has ended (end of file).
+        reached = os.read(told_r, 1) == b"!"
+        if reached:
+            proc.send_signal(sig)
+    finally:
+        os.close(told_r)
+        os.close(wait_w)  # lets a held scan go on, now with the signal pending
+    _, stderr = proc.communicate()
+    assert reached, (f"the scan ended (exit status {proc.returncode}) before writing {stop_after} "
+                     f"records, so the signal could not land in the middle of it:\n{stderr}")
     return Run(proc.returncode, stderr, out.read_bytes().splitlines(keepends=True))
 
 
@@ -118,15 +156,15 @@ def story(tmp_path_factory: pytest.TempPathFactory, samples: Path) -> Story:
     inputs = _make_folder(folder, samples)
     fresh = _run(folder, base / "fresh.jsonl")
     out = base / "scan.jsonl"
-    killed = _run(folder, out, stop_at=3, sig=signal.SIGKILL)
+    killed = _run(folder, out, stop_after=3, sig=signal.SIGKILL)
     # Tear the last complete record in half: what a SIGKILL in the middle of a write leaves
     # (a real torn line, if the kill made one, is replaced by this one).
     complete = [line for line in killed.lines if line.endswith(b"\n")]
     kept, torn = complete[:-1], complete[-1][: len(complete[-1]) // 2]
     out.write_bytes(b"".join(kept) + torn)
-    resumed_sigint = _run(folder, out, "--resume", stop_at=len(kept) + 2, sig=signal.SIGINT)
-    resumed_sigterm = _run(folder, out, "--resume", stop_at=len(resumed_sigint.lines) + 2,
-                           sig=signal.SIGTERM)
+    # The first record a resumed scan writes is the torn one's, written again.
+    resumed_sigint = _run(folder, out, "--resume", stop_after=2, sig=signal.SIGINT)
+    resumed_sigterm = _run(folder, out, "--resume", stop_after=2, sig=signal.SIGTERM)
     finished = _run(folder, out, "--resume")
     return Story(inputs, fresh, killed, kept, torn, resumed_sigint, resumed_sigterm, finished)
 
@@ -138,7 +176,7 @@ def test_sigkill_leaves_complete_records_and_at_most_one_torn_line(story: Story)
     assert story.killed.returncode == -signal.SIGKILL
     complete = [line for line in story.killed.lines if line.endswith(b"\n")]
     assert len(complete) >= len(story.killed.lines) - 1
-    assert 3 <= len(complete) < len(story.inputs), "the kill must land in the middle of the scan"
+    assert len(complete) == 3, "the kill lands right after the third record"
     _records(complete)
 
 
@@ -148,7 +186,10 @@ def test_signal_stops_cleanly_with_a_one_line_message(story: Story, which: str, 
     run: Run = getattr(story, which)
     assert run.returncode == 128 + sig, run.stderr
     records = _records(run.lines)  # every line complete, every line JSON
-    assert len(records) < len(story.inputs)
+    before = len(story.kept) if which == "resumed_sigint" else len(story.resumed_sigint.lines)
+    # The signal came while the second record was being written: held until it was complete,
+    # then the scan stopped without writing another.
+    assert len(records) == before + 2 < len(story.inputs)
     message = [line for line in run.stderr.splitlines() if line.startswith("interrupted")]
     assert len(message) == 1, run.stderr
     assert signal.Signals(sig).name in message[0] and "--resume" in message[0]

@@ -86,6 +86,40 @@ if TYPE_CHECKING:
 from ganscreen.checks import flags as registered_flags
 from ganscreen.report import portable_text
 
+__all__ = [
+    "ASSUMED_RATE",
+    "CANDIDATES_PER_PHOTO",
+    "CANDIDATE_THRESHOLD",
+    "DEFAULT_BASE_RATE",
+    "DEFAULT_THRESHOLD",
+    "KINDS",
+    "MAX_THUMBS_PER_CLUSTER",
+    "SCHEMA",
+    "THUMB_SIDE",
+    "VERDICT_TEST",
+    "Link",
+    "Verifier",
+    "assign_accounts",
+    "base_rates",
+    "binomial_sf",
+    "binomial_test",
+    "build",
+    "campaign_tests",
+    "cluster_photos",
+    "default_roots",
+    "entry_pairs",
+    "hash_record",
+    "nearest_candidates",
+    "p_text",
+    "record_landmarks",
+    "record_verifier",
+    "render_html",
+    "summarise",
+    "verification_parameters",
+    "vote_candidates",
+    "wording_for",
+]
+
 SCHEMA = "ganscreen-campaign/1"
 DEFAULT_THRESHOLD = 4
 # Second stage: pairs within this many bits (either kind), at most this many per photo
@@ -103,7 +137,7 @@ def campaign_tests() -> tuple[str, ...]:
     return (*registered_flags(), VERDICT_TEST[0])
 
 
-def test_words(name: str) -> str:
+def wording_for(name: str) -> str:
     if name == VERDICT_TEST[0]:
         return VERDICT_TEST[1]
     flag = registered_flags().get(name)
@@ -178,7 +212,7 @@ def binomial_test(name: str, observed: int, total: int, rate: float, source: str
     p_value, log10_p = binomial_sf(observed, total, rate)
     expected = total * rate
     shown = f"{expected:.1f}" if expected >= 0.95 else f"{expected:.2g}"
-    text = (f"{observed} of {total} faces {test_words(name)}; expected "
+    text = (f"{observed} of {total} faces {wording_for(name)}; expected "
             f"{shown} by chance ({rate:.2%} of ordinary real photos"
             f"{'' if measured else ', assumed'}); {p_text(p_value, log10_p)}")
     return {"name": name, "observed": observed, "total": total, "base_rate": rate,

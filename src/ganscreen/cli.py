@@ -40,6 +40,25 @@ if TYPE_CHECKING:
     from ganscreen.images import InputFile
     from ganscreen.report import ExistingOutput, RecordedFile, RecordWriter, Report
 
+__all__ = [
+    "EXIT_CLEAN",
+    "EXIT_FLAGGED",
+    "EXIT_USAGE",
+    "CampaignFormat",
+    "Device",
+    "Engine",
+    "FailOn",
+    "OutputFormat",
+    "ProgressOption",
+    "ScanInterrupted",
+    "app",
+    "campaign_command",
+    "main",
+    "records_path",
+    "report_command",
+    "scan",
+]
+
 EXIT_CLEAN, EXIT_FLAGGED, EXIT_USAGE = 0, 1, 2
 F = TypeVar("F")
 

@@ -30,8 +30,18 @@ from ganscreen.checks import ALIGNED_SIZE, Check, CheckContext, DrawingCheck, fl
 from ganscreen.faces import Face, align_face
 from ganscreen.images import ImageLoadError, file_stamp, load_recorded
 
-__all__ = ["Evidence", "EvidenceMaker", "encode", "evidence_folder_name", "face_from_record", "fit",
-           "thumbnail", "write_evidence"]
+__all__ = [
+    "THUMBNAIL_FILE",
+    "Evidence",
+    "EvidenceMaker",
+    "encode",
+    "evidence_files",
+    "evidence_folder_name",
+    "face_from_record",
+    "fit",
+    "thumbnail",
+    "write_evidence",
+]
 
 THUMBNAIL_FILE = ("thumbnail.png", "the photo, shrunk")
 

@@ -17,6 +17,26 @@ import numpy as np
 import torch
 from PIL import Image
 
+__all__ = [
+    "CANONICAL_LANDMARKS",
+    "CUDA_BUCKET",
+    "DETECT_MAX_SIDE",
+    "MIN_CONFIDENCE",
+    "MIN_FACE_FRACTION",
+    "MIN_FACE_PIXELS",
+    "AlignedFace",
+    "Face",
+    "FaceDetector",
+    "Landmark",
+    "align_face",
+    "ffhq_align",
+    "ffhq_quad",
+    "primary_face",
+    "resolve_device",
+    "similarity_transform",
+    "to_pil",
+]
+
 # Profile photos rarely need more than this many pixels to find the face; larger images are
 # downscaled for detection only and landmarks mapped back to full resolution.
 DETECT_MAX_SIDE = 1024

@@ -26,6 +26,14 @@ from typing import Any
 from ganscreen._assets import load_json
 from ganscreen.checks import CheckResult, sigmoid
 
+__all__ = [
+    "LOGIT_CLIP",
+    "Fusion",
+    "Verdict",
+    "features",
+    "logit",
+]
+
 LOGIT_CLIP = 6.0  # |logit| cap so one saturated check cannot dominate
 
 

@@ -29,6 +29,26 @@ from PIL import Image, ImageOps
 
 from ganscreen.faces import Face, align_face
 
+__all__ = [
+    "ALIGNED_SIZE",
+    "FACE_REGION",
+    "FILL_SIDE",
+    "HASH_BITS",
+    "PhotoHashes",
+    "UnionFind",
+    "band_widths",
+    "face_crop",
+    "hamming",
+    "hash_pair",
+    "index_plan",
+    "near_pairs",
+    "near_unique",
+    "phash64",
+    "photo_hashes",
+    "plan_bands",
+    "to_hex",
+]
+
 HASH_BITS = 64
 ALIGNED_SIZE = 256
 # The part of the aligned crop that is hashed (fractions of its side): eyes, nose, mouth and

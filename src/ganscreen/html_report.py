@@ -42,6 +42,27 @@ from ganscreen.evidence import (
 )
 from ganscreen.report import STATUSES, VERDICTS, portable_text
 
+__all__ = [
+    "HISTOGRAM_BINS",
+    "JPEG_QUALITY",
+    "OUTCOMES",
+    "OUTCOME_LABELS",
+    "TEMPLATE",
+    "THUMB_SIDE",
+    "Bar",
+    "Card",
+    "Figure",
+    "Records",
+    "RecordsError",
+    "build_card",
+    "environment",
+    "histogram",
+    "read_records",
+    "render_report",
+    "summarise",
+    "write_report",
+]
+
 TEMPLATE = "report.html.j2"
 OUTCOMES = ("gan", "uncertain", "real", "no_face", "error")
 OUTCOME_LABELS = {"gan": "GAN", "uncertain": "uncertain", "real": "real", "no_face": "no face",

@@ -48,6 +48,35 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+__all__ = [
+    "BAND",
+    "BUCKET_CAP",
+    "MAX_KEYPOINTS",
+    "MAX_ROTATION",
+    "MIN_CORRELATION",
+    "MIN_INLIERS",
+    "MIN_OVERLAP",
+    "MIN_VOTES",
+    "RATIO",
+    "REPROJECTION",
+    "SCALE_RANGE",
+    "SIGNATURE_BITS",
+    "SIGNATURE_KEYPOINTS",
+    "SIGNATURE_TABLES",
+    "TILES",
+    "WORK_SIDE",
+    "FeatureCache",
+    "Features",
+    "Keypoints",
+    "Match",
+    "correlation",
+    "extract",
+    "match",
+    "signature",
+    "vote_pairs",
+    "working_gray",
+]
+
 # Longer side of the working image. Large enough for ORB to find detail in a face photo,
 # small enough that a pair is verified in a few milliseconds.
 WORK_SIDE = 320
@@ -131,7 +160,7 @@ def working_gray(rgb: np.ndarray, side: int = WORK_SIDE) -> np.ndarray:
 
 
 def _orb() -> cv2.ORB:
-    return cv2.ORB_create(nfeatures=MAX_KEYPOINTS, scaleFactor=1.2, nlevels=8, edgeThreshold=15,
+    return cv2.ORB.create(nfeatures=MAX_KEYPOINTS, scaleFactor=1.2, nlevels=8, edgeThreshold=15,
                           patchSize=31, fastThreshold=10)
 
 

@@ -20,6 +20,23 @@ from torch import nn
 
 from ganscreen.faces import CANONICAL_LANDMARKS, Face, similarity_transform
 
+__all__ = [
+    "INPUT_SIZE",
+    "MAX_ZOOM",
+    "MEAN",
+    "STD",
+    "ZOOM",
+    "FaceNet",
+    "ModelConfig",
+    "PatchNet",
+    "build_model",
+    "cnn_crop",
+    "count_parameters",
+    "load_model",
+    "save_model",
+    "to_tensor",
+]
+
 INPUT_SIZE = 128
 # The crop is the canonical (FFHQ-like) layout zoomed in by this factor about its centre:
 # eyes ~0.33 of the side apart, forehead to mouth, little background.

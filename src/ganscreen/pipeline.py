@@ -41,6 +41,29 @@ from ganscreen.images import (
 )
 from ganscreen.report import ImageInfo, Report
 
+__all__ = [
+    "BASE_MEMORY",
+    "BATCH_PIXELS",
+    "CUDA_BATCH_SIZE",
+    "DEFAULT_BATCH_SIZE",
+    "MIN_DECODE_BYTES",
+    "ROBUSTNESS_VARIANTS",
+    "WORKER_MEMORY",
+    "MemoryGate",
+    "Screener",
+    "auto_batch_size",
+    "auto_workers",
+    "available_memory",
+    "decode_limit",
+    "decode_pool",
+    "default_checks",
+    "default_memory_budget",
+    "memory_workers",
+    "platform_copy",
+    "screen",
+    "usable_cpus",
+]
+
 DEFAULT_BATCH_SIZE = 4  # on the CPU (as fast as 8 there, with far less memory); see auto_batch_size
 CUDA_BATCH_SIZE = 32
 # Decoded pixels a batch may hold before it is screened early: about 100 MB of RGB, so

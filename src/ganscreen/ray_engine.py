@@ -58,10 +58,12 @@ from ganscreen.pipeline import CUDA_BATCH_SIZE, DEFAULT_BATCH_SIZE, Screener
 from ganscreen.report import Report, portable_text
 
 __all__ = [
+    "OUTPUT_FORMATS",
     "RECORD_SCHEMA",
     "JsonLinesDatasink",
     "ScreenBatch",
     "inputs_dataset",
+    "outcome",
     "outcome_counts",
     "output_format",
     "prepare_output",

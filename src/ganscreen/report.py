@@ -21,6 +21,24 @@ from typing import IO, Any
 from ganscreen.checks import CheckResult
 from ganscreen.faces import Face
 
+__all__ = [
+    "CSV_FIXED",
+    "STATUSES",
+    "VERDICTS",
+    "ExistingOutput",
+    "ImageInfo",
+    "RecordWriter",
+    "RecordedFile",
+    "Report",
+    "ResumeError",
+    "csv_fieldnames",
+    "csv_row",
+    "neutralise_cell",
+    "portable_text",
+    "read_output",
+    "restore_cell",
+]
+
 STATUSES = ("ok", "no_face", "error")
 VERDICTS = ("gan", "uncertain", "real")
 

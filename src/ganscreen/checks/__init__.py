@@ -22,6 +22,31 @@ import numpy as np
 
 from ganscreen.faces import AlignedFace, Face
 
+__all__ = [
+    "ALIGNED_SIZE",
+    "SHIPPED",
+    "BatchedCheck",
+    "Check",
+    "CheckContext",
+    "CheckResult",
+    "CheckSpec",
+    "Drawing",
+    "DrawingCheck",
+    "Flag",
+    "Presentation",
+    "build_checks",
+    "csv_columns",
+    "flag_description",
+    "flags",
+    "logistic_score",
+    "not_judged",
+    "register",
+    "registered",
+    "sigmoid",
+    "spec_for",
+    "unregister",
+]
+
 # The shipped checks, in report order: each names a module of this package that defines
 # ``SPEC``. Registering a check is adding its module's name here.
 SHIPPED = ("geometry", "glasses", "backdrop", "cnn")

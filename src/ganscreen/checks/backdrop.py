@@ -36,7 +36,19 @@ from ganscreen.checks import (
 )
 from ganscreen.checks._drawing import colormap
 
-__all__ = ["FLAG", "SPEC", "WORK_SIDE", "BackdropCheck", "masks", "measure", "mirror_score", "structure_tensor"]
+__all__ = [
+    "FLAG",
+    "MIN_BACKGROUND",
+    "MIRROR_SPAN",
+    "MIRROR_STRIP",
+    "SPEC",
+    "WORK_SIDE",
+    "BackdropCheck",
+    "masks",
+    "measure",
+    "mirror_score",
+    "structure_tensor",
+]
 
 FLAG = "backdrop_distortion"
 WORK_SIDE = 256  # the image's longer side during analysis

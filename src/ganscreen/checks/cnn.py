@@ -21,7 +21,17 @@ from ganscreen.checks._drawing import diverging, side_by_side, zoom
 from ganscreen.faces import resolve_device
 from ganscreen.model import ModelConfig, cnn_crop, load_model, to_tensor
 
-__all__ = ["FLAG", "SPEC", "CnnCheck"]
+__all__ = [
+    "CONFIG",
+    "DRAWING_ZOOM",
+    "FLAG",
+    "OCCLUSION_GREY",
+    "OCCLUSION_GRID",
+    "OCCLUSION_SCALE",
+    "SPEC",
+    "WEIGHTS",
+    "CnnCheck",
+]
 
 FLAG = "cnn_artifacts"
 WEIGHTS = "cnn.safetensors"

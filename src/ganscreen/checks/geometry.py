@@ -29,7 +29,15 @@ from ganscreen.checks import (
 )
 from ganscreen.checks._drawing import BOX, DETECTED, LINK, TEMPLATE, point
 
-__all__ = ["FLAG", "SPEC", "GeometryCheck"]
+__all__ = [
+    "CUT_OFF_MARGIN",
+    "DRAWING_SIDE",
+    "FLAG",
+    "SECOND_FACE_AREA",
+    "SPEC",
+    "STEEPNESS",
+    "GeometryCheck",
+]
 
 FLAG = "ffhq_alignment"
 # A second face at least this large (relative to the primary) makes "the" face ambiguous.

@@ -32,7 +32,26 @@ from ganscreen.checks import (
 )
 from ganscreen.checks._drawing import colormap, side_by_side, zoom
 
-__all__ = ["ALIGNED_SIZE", "EYE_BAND", "FLAG", "SPEC", "GlassesCheck", "halves", "measure"]
+__all__ = [
+    "ALIGNED_SIZE",
+    "BRIDGE",
+    "CHEEKS",
+    "CONTROL_BAND",
+    "DRAWING_ZOOM",
+    "EYE",
+    "EYE_BAND",
+    "FLAG",
+    "LENS",
+    "MAX_SHIFT",
+    "MIN_COVERAGE",
+    "RIMS",
+    "SIDE_CHEEK",
+    "SPEC",
+    "TEMPLE",
+    "GlassesCheck",
+    "halves",
+    "measure",
+]
 
 FLAG = "glasses_asymmetry"
 DRAWING_ZOOM = 2  # the eye band is small (about 185 x 61 px): enlarge it

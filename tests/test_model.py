@@ -1,0 +1,218 @@
+"""Tests for ganscreen.model: the CNN's architecture, its input crop and how weights load.
+
+The shipped weights are safetensors (no pickle can run when they load), match the
+architecture their ``cnn.json`` describes tensor for tensor, and stay under 2 M
+parameters. The crop is checked geometrically on an image whose pixels encode their own
+coordinates, so a landmark that lands in the wrong place shows up as a wrong colour.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganscreen._assets import asset_path, load_json
+from ganscreen.checks.cnn import CnnCheck
+from ganscreen.faces import CANONICAL_LANDMARKS, Face
+from ganscreen.model import (
+    INPUT_SIZE,
+    ZOOM,
+    FaceNet,
+    ModelConfig,
+    PatchNet,
+    build_model,
+    cnn_crop,
+    count_parameters,
+    load_model,
+    save_model,
+    to_tensor,
+)
+
+MAX_PARAMETERS = 2_000_000
+
+
+@pytest.fixture(scope="module")
+def shipped_config() -> ModelConfig:
+    return ModelConfig.from_dict(load_json("cnn.json"))
+
+
+@pytest.fixture(scope="module")
+def cnn() -> CnnCheck:
+    return CnnCheck(device="cpu")
+
+
+def _safetensors_header(path: Path) -> dict[str, dict]:
+    with path.open("rb") as fh:
+        (length,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(length))
+    header.pop("__metadata__", None)
+    return header
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def test_shipped_weights_are_safetensors_matching_the_architecture(shipped_config: ModelConfig) -> None:
+    header = _safetensors_header(asset_path("cnn.safetensors"))
+    state = build_model(shipped_config).state_dict()
+    assert set(header) == set(state)
+    for name, tensor in state.items():
+        assert header[name]["shape"] == list(tensor.shape), name
+        assert header[name]["dtype"] in ("F32", "I64"), name
+
+
+def test_shipped_model_loads_small_and_in_eval_mode(shipped_config: ModelConfig) -> None:
+    model = load_model(asset_path("cnn.safetensors"), shipped_config)
+    assert not model.training
+    assert count_parameters(model) == load_json("cnn.json")["parameters"] <= MAX_PARAMETERS
+    assert all(torch.isfinite(p).all() for p in model.state_dict().values() if p.is_floating_point())
+
+
+class _Trap:
+    """Unpickling this creates a file: proof that a pickle was executed."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_pickle_in_place_of_the_weights_is_refused_without_running(tmp_path: Path,
+                                                                     shipped_config: ModelConfig) -> None:
+    marker = tmp_path / "pickle-ran"
+    weights = tmp_path / "cnn.safetensors"
+    torch.save({"stem.0.weight": _Trap(marker)}, weights)
+    with pytest.raises(Exception):  # noqa: B017 - safetensors' own error type; what matters is below
+        load_model(weights, shipped_config)
+    assert not marker.exists()
+
+
+def test_weights_of_another_shape_are_refused(tmp_path: Path) -> None:
+    save_model(FaceNet(ModelConfig(widths=(8, 16, 32, 64, 128))), tmp_path / "m.safetensors", tmp_path / "m.json")
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        load_model(tmp_path / "m.safetensors", ModelConfig())
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert ModelConfig.from_dict(saved).widths == (8, 16, 32, 64, 128)
+
+
+def test_config_round_trips_and_names_its_architecture() -> None:
+    for config in (ModelConfig(), ModelConfig(arch="patchnet", widths=(32, 64, 128), zoom=1.5)):
+        assert ModelConfig.from_dict(config.to_dict()) == config
+    legacy = {k: v for k, v in ModelConfig().to_dict().items() if k != "arch"}
+    assert ModelConfig.from_dict(legacy).arch == "facenet"
+    assert isinstance(build_model(ModelConfig(arch="patchnet", widths=(32, 64, 128))), PatchNet)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model(ModelConfig(arch="resnet"))
+
+
+def test_networks_give_one_logit_per_crop() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, 3, INPUT_SIZE, INPUT_SIZE)
+    face_net, patch_net = FaceNet().eval(), PatchNet().eval()
+    with torch.inference_mode():
+        assert face_net(x).shape == (3,)
+        logit_map = patch_net.logit_map(x)
+        assert logit_map.dim() == 3 and logit_map.shape[0] == 3 and logit_map.shape[1] > 1
+        assert torch.allclose(patch_net(x), logit_map.mean(dim=(1, 2)))
+    assert count_parameters(PatchNet()) <= MAX_PARAMETERS
+
+
+# --------------------------------------------------------------------------- the crop
+
+
+def _coordinate_image(width: int = 512, height: int = 512) -> np.ndarray:
+    """Red = x / 2, green = y / 2: each pixel says where it is (to 2 px)."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    return np.ascontiguousarray(np.stack([xs // 2, ys // 2, np.full_like(xs, 90)], axis=2).astype(np.uint8))
+
+
+def _face(landmarks: np.ndarray) -> Face:
+    box = np.array([*landmarks.min(0) - 40, *landmarks.max(0) + 40], np.float32)
+    return Face(box=box, landmarks=landmarks.astype(np.float32), confidence=1.0)
+
+
+def _tilted_landmarks(scale: float = 260.0, degrees: float = 12.0, centre: tuple[float, float] = (256, 250)
+                      ) -> np.ndarray:
+    angle = np.deg2rad(degrees)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return (CANONICAL_LANDMARKS - 0.5) * scale @ rotation.T + np.array(centre)
+
+
+def test_crop_puts_each_landmark_where_the_canonical_layout_says() -> None:
+    image = _coordinate_image()
+    landmarks = _tilted_landmarks()
+    crop = cnn_crop(image, _face(landmarks))
+    assert crop.shape == (INPUT_SIZE, INPUT_SIZE, 3) and crop.dtype == np.uint8
+    targets = ((CANONICAL_LANDMARKS - 0.5) * ZOOM + 0.5) * INPUT_SIZE
+    for (tx, ty), source in zip(targets, landmarks, strict=True):
+        red, green, _ = crop[int(ty), int(tx)].astype(float)
+        # One crop pixel spans about 2.6 source pixels here, and the colours count in steps of 2.
+        assert np.hypot(2 * red - source[0], 2 * green - source[1]) < 6
+
+
+def test_crop_is_deterministic_and_leaves_the_photo_alone() -> None:
+    image = _coordinate_image()
+    before = image.copy()
+    face = _face(_tilted_landmarks())
+    first = cnn_crop(image, face)
+    assert np.array_equal(first, cnn_crop(image, face))
+    assert np.array_equal(first, cnn_crop(image[::-1][::-1], face))  # a view, not contiguous memory
+    assert np.array_equal(image, before)
+
+
+def test_crop_zooms_in_rather_than_filling_past_the_border() -> None:
+    image = _coordinate_image()
+    # A face 70 px from the left edge: the canonical crop (200 px wide here) would reach 30 px
+    # past x = 0, and the border would be repeated there (a run of columns with red 0).
+    near_edge = cnn_crop(image, _face(_tilted_landmarks(scale=260, degrees=0, centre=(70, 250))))
+    centred = cnn_crop(image, _face(_tilted_landmarks(scale=260, degrees=0, centre=(256, 250))))
+    row = near_edge[INPUT_SIZE // 2, :, 0].astype(int)
+    # Red 0 is source columns 0 and 1: about three crop columns. Repeating the border for
+    # 30 px would make it about twenty.
+    assert np.count_nonzero(row == 0) <= 4
+    # Zoomed in: the crop spans fewer source pixels than the canonical one.
+    assert np.ptp(row) < 0.8 * np.ptp(centred[INPUT_SIZE // 2, :, 0].astype(int))
+
+
+def test_to_tensor_normalises_channels_in_order() -> None:
+    crops = np.zeros((2, 4, 4, 3), np.uint8)
+    crops[0, ..., 0] = 255  # red
+    crops[1, ..., 2] = 128  # blue
+    x = to_tensor(crops, ModelConfig())
+    assert x.shape == (2, 3, 4, 4) and x.dtype == torch.float32
+    assert torch.allclose(x[0, 0], torch.full((4, 4), 2.0)) and torch.allclose(x[0, 1], torch.full((4, 4), -2.0))
+    assert torch.allclose(x[1, 2], torch.full((4, 4), (128 / 255 - 0.5) / 0.25), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- scores
+
+
+def test_scores_are_probabilities_for_any_crop(cnn: CnnCheck, astronaut: np.ndarray, astronaut_face: Face) -> None:
+    rng = np.random.default_rng(0)
+    crops = [cnn_crop(astronaut, astronaut_face),
+             np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.uint8),
+             np.full((INPUT_SIZE, INPUT_SIZE, 3), 255, np.uint8),
+             rng.integers(0, 256, (INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)]
+    scores = cnn.probabilities(crops)
+    assert len(scores) == 4
+    assert all(np.isfinite(s) and 0.0 <= s <= 1.0 for s in scores)
+
+
+def test_score_is_the_mean_of_the_crop_and_its_mirror(cnn: CnnCheck, astronaut: np.ndarray,
+                                                      astronaut_face: Face) -> None:
+    crop = cnn_crop(astronaut, astronaut_face)
+    mirrored = np.ascontiguousarray(crop[:, ::-1])
+    plain_score, mirrored_score = cnn.probabilities([crop, mirrored])
+    assert plain_score == pytest.approx(mirrored_score, abs=1e-6)
+    x = to_tensor([crop, mirrored], cnn.config)
+    with torch.inference_mode():
+        logits = cnn.model(x)
+    # Averaged in logit space, then squashed: not the plain model's score on either view.
+    expected = torch.sigmoid(logits.mean()).item()
+    assert plain_score == pytest.approx(expected, abs=1e-5)
