@@ -692,7 +692,7 @@ def _campaign_scan(paths: list[Path], *, device: str, progress: bool, err: Conso
 
 def _finish(err: Console, counts: Counter[str], resumed: int, fail_on: str, *,
             missing: list[Path] | None = None, inputs: int | None = None,
-            paths: list[Path] | None = None) -> None:
+            paths: list[Path] | None = None) -> NoReturn:
     summary = ", ".join(f"{counts[k]} {k}" for k in ("gan", "uncertain", "real", "no_face", "error"))
     if resumed:
         summary += f" ({resumed} of them recorded before this run)"

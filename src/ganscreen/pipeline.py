@@ -145,9 +145,12 @@ class Screener:
         return with_robustness(self._without_robustness(), reports, [w.image for w in works])
 
     def _without_robustness(self) -> Screener:
-        """This screener (the same models) with robustness off, to score the variants."""
+        """This screener (the same models) with robustness off, to score the variants. It is
+        called inside this screener's own calls, where torch's threads are already as asked:
+        setting them again from a worker thread would touch a process-wide count mid-scan."""
         plain = copy.copy(self)
         plain.options = self.options.replace(robustness=False)
+        plain.plan = dataclasses.replace(self.plan, options=plain.options, torch_threads=None)
         return plain
 
 

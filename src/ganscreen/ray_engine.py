@@ -63,6 +63,7 @@ from ganscreen.report import Report, portable_text
 __all__ = [
     "RECORD_SCHEMA",
     "JsonLinesDatasink",
+    "ScanOptions",
     "ScreenBatch",
     "inputs_dataset",
     "outcome_counts",
