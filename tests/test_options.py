@@ -208,3 +208,25 @@ def test_cuda_availability_is_asked_of_torch(monkeypatch: pytest.MonkeyPatch) ->
     assert _options.cuda_available() is False and ScanOptions().resolve().device == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert _options.cuda_available() is True and ScanOptions().resolve().device == "cuda"
+
+
+def test_the_cli_picks_automatic_workers_with_one_torch_thread_each(
+        fake_cuda: None, samples: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ganscreen import pipeline
+    from ganscreen.cli import app
+
+    monkeypatch.setattr(_scheduling, "usable_cpus", lambda: 4)
+    built: list[Any] = []
+    real_init = pipeline.Screener.__init__
+
+    def spy(self: Any, **kwargs: Any) -> None:
+        real_init(self, **kwargs)
+        built.append(self)
+
+    monkeypatch.setattr(pipeline.Screener, "__init__", spy)
+    for extra, workers, threads in [([], 4, 1), (["--workers", "1"], 1, None), (["--workers", "2"], 2, 1)]:
+        result = runner.invoke(app, ["scan", str(samples / "astronaut.png"), "--max-memory", "100G",
+                                     "--fail-on", "never", "--no-progress", *extra])
+        assert result.exit_code == 0, result.output
+        plan = built.pop().plan
+        assert (plan.workers, plan.torch_threads) == (workers, threads), extra

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, Unpack
 
 import typer
 from rich.console import Console
@@ -36,7 +36,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ganscreen._version import __version__
 
 if TYPE_CHECKING:
-    from ganscreen._options import ScanOptions
+    from ganscreen._options import OptionFields, ScanOptions
     from ganscreen.evidence import EvidenceMaker
     from ganscreen.images import InputFile
     from ganscreen.report import ExistingOutput, RecordedFile, RecordWriter, Report
@@ -292,13 +292,15 @@ def _stdout_is_terminal() -> bool:
         return False
 
 
-def _scan_options(err: Console, **fields: Any) -> ScanOptions:
+def _scan_options(err: Console, **fields: Unpack[OptionFields]) -> ScanOptions:
     """The command line's scan options: automatic workers (one per CPU, as the memory budget
     allows) with one torch thread each when there are several, unless told otherwise."""
     from ganscreen._options import ScanOptions
 
+    fields.setdefault("workers", None)
+    fields.setdefault("torch_threads", "auto")
     try:
-        return ScanOptions(**{"workers": None, "torch_threads": "auto", **fields})
+        return ScanOptions(**fields)
     except ValueError as exc:
         _fail(err, str(exc))
 
