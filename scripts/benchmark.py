@@ -161,7 +161,8 @@ def cli_scan(folders: list[Path], out: Path, args: argparse.Namespace) -> dict[s
 # --------------------------------------------------------------------------- main
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    screener = Screener(device=args.device, batch_size=args.batch_size, workers=args.workers)
+    # As `ganscreen scan` runs: automatic workers unless told, one torch thread each when several.
+    screener = Screener(device=args.device, batch_size=args.batch_size, workers=args.workers, torch_threads="auto")
     rng = np.random.default_rng(args.seed)
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),

@@ -66,7 +66,7 @@ def bench_local(folder: Path, batch_size: int, workers: int | None, device: str)
         torch.set_num_threads(1)
     try:
         t0 = time.perf_counter()
-        screener = Screener(device=device, batch_size=batch_size, workers=workers)
+        screener = Screener(device=device, batch_size=batch_size, workers=workers, torch_threads="auto")
         load = time.perf_counter() - t0
         t0 = time.perf_counter()
         n = sum(1 for _ in screener.scan(folder))
@@ -95,14 +95,13 @@ def timed_screen_batch() -> type:
 
 def bench_ray(folder: Path, actors: int, batch_size: int, device: str, cpus_per_actor: float) -> dict[str, Any]:
     from ganscreen.images import iter_inputs
-    from ganscreen.ray_engine import inputs_dataset, screen_dataset
+    from ganscreen.ray_engine import ScanOptions, inputs_dataset, screen_dataset
 
     inputs = list(iter_inputs([folder]))
     t0 = time.perf_counter()
-    ds = screen_dataset(inputs_dataset(inputs, rows_per_block=batch_size), device=device,
-                        batch_size=batch_size, actors=actors, num_cpus=cpus_per_actor,
-                        num_gpus=1 if device == "cuda" else None,
-                        callable_class=timed_screen_batch())
+    ds = screen_dataset(inputs_dataset(inputs, rows_per_block=batch_size),
+                        options=ScanOptions(device=device, batch_size=batch_size), actors=actors,
+                        num_cpus=cpus_per_actor, callable_class=timed_screen_batch())
     rows = ds.select_columns(["path", "actor_pid", "call_s"]).take_all()
     seconds = time.perf_counter() - t0
     busy: defaultdict[int, list[float]] = defaultdict(list)

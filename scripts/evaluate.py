@@ -186,7 +186,7 @@ def main() -> None:
         items = [i for i in items if i.source not in trained]
     if not items:
         raise SystemExit("no images found")
-    screener = Screener(device=args.device, workers=args.workers)
+    screener = Screener(device=args.device, workers=args.workers, torch_threads="auto")
     fusion = load_json("fusion.json")
     results: dict[str, Any] = {"thresholds": fusion["thresholds"], "fusion": fusion["version"],
                                "sources": sorted({i.source for i in items}), "variants": {}}

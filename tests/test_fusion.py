@@ -72,5 +72,15 @@ def test_every_verdict_has_a_one_line_reason_naming_its_threshold_and_drivers() 
     assert f"{fusion.gan_threshold:.2f}" in strong.reason
     weighted = [n for n in fusion.checks if fusion.weights.get(f"{n}_logit", 0) > 0]
     assert any(n in strong.reason for n in weighted)  # the checks that drove it
-    nothing = fusion.decide({"geometry": CheckResult(score=None)})
-    assert nothing.verdict is None and nothing.reason == "no check could judge this face"
+
+
+def test_a_face_no_check_could_judge_is_uncertain_and_no_face_is_not_judged() -> None:
+    fusion = Fusion()
+    unjudged = {"geometry": CheckResult(score=None, reason="too small"), "cnn": CheckResult(score=None)}
+    nothing = fusion.decide(unjudged)
+    assert (nothing.score, nothing.verdict, nothing.reason) == (None, "uncertain", "no check could judge this face")
+    no_face = fusion.decide(unjudged, face_found=False)
+    assert (no_face.score, no_face.verdict, no_face.reason) == (None, None, "no face found: nothing to judge")
+    # Without a face nothing is judged, whatever a check may have said.
+    scored = fusion.decide({"geometry": CheckResult(score=0.999, flags=("ffhq_alignment",))}, face_found=False)
+    assert (scored.score, scored.verdict) == (None, None) and scored.flags == ("ffhq_alignment",)

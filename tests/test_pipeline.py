@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,9 @@ import pytest
 from PIL import Image
 
 import ganscreen
-from ganscreen import Report, Screener, pipeline
+from ganscreen import Report, Screener, _scheduling, pipeline
+from ganscreen._options import ScanOptions
+from ganscreen._stages import each_or_alone
 from ganscreen.checks import CheckContext, CheckResult
 
 
@@ -192,7 +195,9 @@ class _BatchFails:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_failing_check_fails_only_its_own_image(tmp_path, samples, workers: int) -> None:  # noqa: ANN001
+def test_a_failing_check_fails_only_its_own_image(tmp_path, samples, workers: int,  # noqa: ANN001
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING", logger="ganscreen")
     astronaut = Image.open(samples / "astronaut.png").convert("RGB")
     sizes = {"a_small.jpg": (300, 300), "b_wide.jpg": (500, 300), "c_tall.jpg": (300, 500), "d_small.jpg": (320, 320)}
     for name, size in sizes.items():
@@ -207,13 +212,83 @@ def test_a_failing_check_fails_only_its_own_image(tmp_path, samples, workers: in
         assert reports[name].status == "ok", reports[name].error
         assert reports[name].checks["fails"].score == 0.5 and reports[name].checks["batch_fails"].score == 0.25
     assert all(r.file is not None for r in reports.values())
+    # Every guard says why on the ganscreen logger: the per-image failure, the failed batch
+    # (retried one at a time) and the one image that failed alone.
+    logged = [r.getMessage() for r in caplog.records if r.name == "ganscreen"]
+    assert any("analysis failed" in m and "wide image" in m for m in logged), logged
+    assert any("batch_fails check failed for a batch of 3 images" in m and "retrying one at a time" in m
+               for m in logged), logged
+    assert any("batch_fails check failed for one image: tall image in batch" in m for m in logged), logged
+
+
+def test_each_or_alone_keeps_a_failure_with_its_item(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[list[int]] = []
+
+    def halve(items: list[int]) -> list[float]:
+        calls.append(items)
+        if 0 in items:
+            raise ZeroDivisionError("zero in batch")
+        return [1 / i for i in items]
+
+    assert each_or_alone(halve, [1, 2, 4], what="halving") == [1.0, 0.5, 0.25]
+    assert calls == [[1, 2, 4]]  # one call when the batch works
+    calls.clear()
+    out = each_or_alone(halve, [2, 0, 4], what="halving")
+    assert out[0] == 0.5 and out[2] == 0.25 and isinstance(out[1], ZeroDivisionError)
+    assert calls == [[2, 0, 4], [2], [0], [4]]
+    assert "halving failed for a batch of 3 images (zero in batch)" in caplog.text
+    calls.clear()
+    alone = each_or_alone(halve, [0], what="halving")
+    assert isinstance(alone[0], ZeroDivisionError) and calls == [[0]]  # a batch of one is not redone
+    assert each_or_alone(halve, [], what="halving") == []
+    short = each_or_alone(lambda items: [1.0], [1, 2], what="short")  # a result missing: redone alone
+    assert short == [1.0, 1.0]
+
+
+def test_reports_are_frozen_and_built_complete(screener: Screener, samples) -> None:  # noqa: ANN001
+    import dataclasses
+
+    [report] = list(screener.scan([samples / "astronaut.png"]))
+    assert report.file is not None and report.file["size"] == (samples / "astronaut.png").stat().st_size
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.file = None  # type: ignore[misc]
+    assert report.image is not None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.image.width = 1  # type: ignore[misc]
+
+
+def test_the_library_leaves_torch_threads_alone_unless_asked(samples) -> None:  # noqa: ANN001
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # a count no default gives, so "left alone" is told from "set"
+    try:
+        seen: list[int] = []
+        screener = Screener(device="cpu", batch_size=2, workers=2)
+        assert Screener(device="cpu").workers == 1  # the library screens on the calling thread by default
+        original = screener._stages.screen
+
+        def spying(works):  # noqa: ANN001, ANN202
+            seen.append(torch.get_num_threads())
+            return original(works)
+
+        screener._stages.screen = spying  # type: ignore[method-assign]
+        list(screener.scan([samples / "astronaut.png"] * 3))
+        assert seen == [3, 3]
+        asked = Screener(device="cpu", batch_size=2, workers=1, torch_threads=1)
+        asked._stages.screen = spying  # type: ignore[method-assign]
+        seen.clear()
+        asked.screen(samples / "astronaut.png")
+        assert seen == [1] and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_stopping_a_scan_early_stops_its_threads(samples) -> None:  # noqa: ANN001
     import torch
 
     threads = torch.get_num_threads()
-    screener = Screener(device="cpu", batch_size=2, workers=2)
+    screener = Screener(options=ScanOptions(device="cpu", batch_size=2, workers=2, torch_threads="auto"))
     scan = screener.scan(samples)
     first = next(scan)
     assert first.path.endswith("astronaut.png")
@@ -227,20 +302,17 @@ def test_stopping_a_scan_early_stops_its_threads(samples) -> None:  # noqa: ANN0
 def test_automatic_workers_and_batch_size_fit_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from ganscreen import pipeline
-
     assert pipeline.auto_batch_size(torch.device("cpu")) == 4
     assert pipeline.auto_batch_size(torch.device("cuda")) == 32
     for cpus, workers in [(1, 1), (2, 2), (3, 3), (64, 8)]:
-        monkeypatch.setattr(pipeline, "usable_cpus", lambda cpus=cpus: cpus)
+        monkeypatch.setattr(_scheduling, "usable_cpus", lambda cpus=cpus: cpus)
         assert pipeline.auto_workers() == workers
+        assert Screener(device="cpu", workers=None, max_memory=100 * 2**30).workers == workers
     with pytest.raises(ValueError, match="workers"):
         Screener(device="cpu", workers=0)
 
 
 def test_large_photos_are_screened_a_few_at_a_time(samples, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    from ganscreen import pipeline
-
     screener = Screener(device="cpu", batch_size=8, workers=1)
     sizes: list[int] = []
     detect = screener.detector.detect_prepared
@@ -254,7 +326,7 @@ def test_large_photos_are_screened_a_few_at_a_time(samples, monkeypatch: pytest.
     whole = [r.to_record() for r in screener.scan(files)]
     assert sizes == [5]
     sizes.clear()
-    monkeypatch.setattr(pipeline, "BATCH_PIXELS", 2 * 512 * 512)
+    monkeypatch.setattr(_scheduling, "BATCH_PIXELS", 2 * 512 * 512)
     split = [r.to_record() for r in screener.scan(files)]
     assert sizes == [2, 2, 1]
     assert [r["score"] for r in split] == pytest.approx([r["score"] for r in whole], abs=5e-4)
@@ -289,19 +361,22 @@ def test_the_memory_gate_lets_only_what_fits_run_at_once() -> None:
             with lock:
                 inside.append(amount)
                 peak[0] = max(peak[0], gate.used)
-            release.wait()
+            release.wait(60)
             with lock:
                 inside.remove(amount)
 
-    threads = [threading.Thread(target=job, args=(60,)) for _ in range(3)]
+    threads = [threading.Thread(target=job, args=(60,), daemon=True) for _ in range(3)]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 60  # generous: only a hang reaches it
     while gate.used == 0:  # the first one is in; the others wait: 60 + 60 > 100
+        assert time.monotonic() < deadline, "no job entered the gate within 60 s"
         threading.Event().wait(0.001)
     assert gate.used == 60
     release.set()
     for t in threads:
-        t.join()
+        t.join(timeout=60)
+        assert not t.is_alive(), "a job still waits at the gate 60 s after the others left"
     assert peak[0] == 60 and gate.used == 0
     with gate.hold(10_000):  # larger than the whole allowance: runs alone, never deadlocks
         assert gate.used == 100

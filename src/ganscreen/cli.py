@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, Unpack
 
 import typer
 from rich.console import Console
@@ -36,6 +36,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ganscreen._version import __version__
 
 if TYPE_CHECKING:
+    from ganscreen._options import OptionFields, ScanOptions
     from ganscreen.evidence import EvidenceMaker
     from ganscreen.images import InputFile
     from ganscreen.report import ExistingOutput, RecordedFile, RecordWriter, Report
@@ -264,6 +265,8 @@ def scan(
     table = fmt is None and output is None and engine is Engine.local and _stdout_is_terminal()
     fmt = fmt if fmt is not None else OutputFormat.jsonl
     memory = _parse_bytes(max_memory)
+    options = _scan_options(err, device=device.value, batch_size=batch_size, workers=workers, max_memory=memory,
+                            robustness=robustness, all_files=all_files, follow_symlinks=follow_symlinks)
     if engine is Engine.ray:
         refused = [name for name, used in (("--resume", resume), ("--format csv", fmt is OutputFormat.csv),
                                            ("--format html", fmt is OutputFormat.html),
@@ -271,9 +274,8 @@ def scan(
                                            ("--max-memory", memory is not None)) if used]
         if refused:
             _fail(err, f"{', '.join(refused)} cannot be used with --engine ray (use --engine local)")
-        _scan_ray(paths, output=output, device=device.value, fail_on=fail_on.value, batch_size=batch_size,
-                  all_files=all_files, follow_symlinks=follow_symlinks, progress=progress,
-                  robustness=robustness, address=ray_address, actors=actors, err=err)
+        _scan_ray(paths, options=options, output=output, fail_on=fail_on.value, progress=progress,
+                  address=ray_address, actors=actors, err=err)
     if ray_address is not None or actors is not None:
         _fail(err, "--ray-address and --actors need --engine ray")
     if resume and output is None:
@@ -289,10 +291,8 @@ def scan(
         _make_folder(evidence_dir, err)
     with _StopOnSignals() as stop:
         try:
-            _scan(paths, output=output, fmt="jsonl" if html is not None else fmt.value, resume=resume,
-                  force=force, device=device.value, fail_on=fail_on.value, batch_size=batch_size,
-                  workers=workers, max_memory=memory, all_files=all_files,
-                  follow_symlinks=follow_symlinks, progress=progress, robustness=robustness, err=err,
+            _scan(paths, options=options, output=output, fmt="jsonl" if html is not None else fmt.value,
+                  resume=resume, force=force, fail_on=fail_on.value, progress=progress, err=err,
                   stop=stop, html=html, evidence_dir=evidence_dir, table=table)
         except ScanInterrupted as exc:
             err.print(escape(_interrupted_message(exc.signum, stop.written, output)), highlight=False)
@@ -311,11 +311,22 @@ def _stdout_is_terminal() -> bool:
         return False
 
 
-def _scan(paths: list[Path], *, output: Path | None, fmt: str, resume: bool, force: bool, device: str,
-          fail_on: str, batch_size: int | None, workers: int | None, max_memory: int | None,
-          all_files: bool, follow_symlinks: bool, progress: bool, robustness: bool, err: Console,
-          stop: _StopOnSignals, html: Path | None = None, evidence_dir: Path | None = None,
-          table: bool = False) -> None:
+def _scan_options(err: Console, **fields: Unpack[OptionFields]) -> ScanOptions:
+    """The command line's scan options: automatic workers (one per CPU, as the memory budget
+    allows) with one torch thread each when there are several, unless told otherwise."""
+    from ganscreen._options import ScanOptions
+
+    fields.setdefault("workers", None)
+    fields.setdefault("torch_threads", "auto")
+    try:
+        return ScanOptions(**fields)
+    except ValueError as exc:
+        _fail(err, str(exc))
+
+
+def _scan(paths: list[Path], *, options: ScanOptions, output: Path | None, fmt: str, resume: bool,
+          force: bool, fail_on: str, progress: bool, err: Console, stop: _StopOnSignals,
+          html: Path | None = None, evidence_dir: Path | None = None, table: bool = False) -> None:
     from ganscreen._output import OutputError, OutputLock, output_target
     from ganscreen.images import iter_inputs
 
@@ -335,9 +346,8 @@ def _scan(paths: list[Path], *, output: Path | None, fmt: str, resume: bool, for
     except OutputError as exc:
         _fail(err, str(exc))
     try:
-        screener = _screener(err, device=device, batch_size=batch_size, workers=workers,
-                             robustness=robustness, max_memory=max_memory)
-        inputs = list(iter_inputs(paths, all_files=all_files, follow_symlinks=follow_symlinks))
+        screener = _screener(err, options)
+        inputs = list(iter_inputs(paths, all_files=options.all_files, follow_symlinks=options.follow_symlinks))
         counts, writer, outcomes = _scan_to(inputs, screener, target=target, output=output, fmt=fmt,
                                             resume=resume, force=force, progress=progress, err=err,
                                             stop=stop, html=html, evidence_dir=evidence_dir, table=table)
@@ -352,12 +362,12 @@ def _scan(paths: list[Path], *, output: Path | None, fmt: str, resume: bool, for
             paths=paths)
 
 
-def _screener(err: Console, **options: Any) -> Any:
+def _screener(err: Console, options: ScanOptions) -> Any:
     from ganscreen._assets import AssetError
     from ganscreen.pipeline import Screener
 
     try:
-        return Screener(device=options.pop("device"), **options)
+        return Screener(options=options)
     except (ValueError, AssetError) as exc:
         _fail(err, str(exc))
 
@@ -460,8 +470,7 @@ def _settle(target: Path, header: str, texts: list[str | None], err: Console) ->
         _fail(err, f"cannot write {target}: {exc.strerror or exc}")
 
 
-def _scan_ray(paths: list[Path], *, output: Path | None, device: str, fail_on: str, batch_size: int,
-              all_files: bool, follow_symlinks: bool, progress: bool, robustness: bool,
+def _scan_ray(paths: list[Path], *, options: ScanOptions, output: Path | None, fail_on: str, progress: bool,
               address: str | None, actors: int | None, err: Console) -> NoReturn:
     """``scan --engine ray``: the same inputs and records as the local engine, on Ray Data."""
     try:
@@ -478,10 +487,9 @@ def _scan_ray(paths: list[Path], *, output: Path | None, device: str, fail_on: s
         except OSError as exc:
             _fail(err, f"cannot write {output}: {exc.strerror or exc}")
     try:
-        counts = ray_engine.run_scan(paths, output=output, fmt=fmt, device=device, batch_size=batch_size,
-                                     actors=actors, address=address, all_files=all_files,
-                                     follow_symlinks=follow_symlinks, robustness=robustness,
-                                     progress=progress, stream=None if output is not None else _stdout())
+        counts = ray_engine.run_scan(paths, output=output, fmt=fmt, options=options, actors=actors,
+                                     address=address, progress=progress,
+                                     stream=None if output is not None else _stdout())
     except ValueError as exc:  # a device Ray cannot give us, an unusable address
         _fail(err, str(exc))
     except ConnectionError as exc:
@@ -686,7 +694,7 @@ def _campaign_scan(paths: list[Path], *, device: str, progress: bool, err: Conso
     """Records of a fresh scan of ``paths`` (kept in memory)."""
     from ganscreen.images import iter_inputs
 
-    screener = _screener(err, device=device)
+    screener = _screener(err, _scan_options(err, device=device))
     items = list(iter_inputs(paths))
     records = []
     bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -705,7 +713,7 @@ def _campaign_scan(paths: list[Path], *, device: str, progress: bool, err: Conso
 
 def _finish(err: Console, counts: Counter[str], resumed: int, fail_on: str, *,
             missing: list[Path] | None = None, inputs: int | None = None,
-            paths: list[Path] | None = None) -> None:
+            paths: list[Path] | None = None) -> NoReturn:
     summary = ", ".join(f"{counts[k]} {k}" for k in ("gan", "uncertain", "real", "no_face", "error"))
     if resumed:
         summary += f" ({resumed} of them recorded before this run)"

@@ -14,6 +14,10 @@ Two rules sit on top of the threshold, both in ``fusion.json``:
   would clear it.
 * every verdict carries a one-line ``reason``: the score against the threshold it crossed
   and the checks that moved it most.
+
+And two about what there is to judge: an image without a face gets no score and no verdict
+("no face found: nothing to judge"); a face that no check could judge is ``uncertain``, never
+cleared.
 """
 
 from __future__ import annotations
@@ -21,13 +25,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ganscreen._assets import load_json
 from ganscreen.checks import CheckResult, sigmoid
 
+if TYPE_CHECKING:
+    from ganscreen.report import VerdictLabel
+
 __all__ = [
     "LOGIT_CLIP",
+    "NO_FACE_REASON",
     "Fusion",
     "Verdict",
     "features",
@@ -35,12 +43,13 @@ __all__ = [
 ]
 
 LOGIT_CLIP = 6.0  # |logit| cap so one saturated check cannot dominate
+NO_FACE_REASON = "no face found: nothing to judge"
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     score: float | None
-    verdict: str | None  # "gan", "real" or "uncertain"; None when nothing could be judged
+    verdict: VerdictLabel | None  # None only when there was no face to judge
     flags: tuple[str, ...]
     reason: str | None = None  # one line: why this verdict
 
@@ -80,7 +89,7 @@ class Fusion:
         x = features(results, self.checks)
         return sigmoid(self.bias + sum(w * x[k] for k, w in self.weights.items()))
 
-    def verdict_for(self, score: float | None) -> str | None:
+    def verdict_for(self, score: float | None) -> VerdictLabel | None:
         if score is None:
             return None
         if score >= self.gan_threshold:
@@ -94,18 +103,22 @@ class Fusion:
         x = features(results, self.checks)
         return {name: self.weights.get(f"{name}_logit", 0.0) * x[f"{name}_logit"] for name in self.checks}
 
-    def decide(self, results: Mapping[str, CheckResult]) -> Verdict:
-        score = self.probability(results)
+    def decide(self, results: Mapping[str, CheckResult], *, face_found: bool = True) -> Verdict:
+        """The verdict on one image from its checks' results (``face_found``: whether the
+        image had a face at all; without one there is nothing to judge)."""
         flags = tuple(dict.fromkeys(f for r in results.values() for f in r.flags))
+        if not face_found:
+            return Verdict(score=None, verdict=None, flags=flags, reason=NO_FACE_REASON)
+        score = self.probability(results)
         verdict = self.verdict_for(score)
-        if score is None:
-            return Verdict(score=None, verdict=None, flags=flags, reason="no check could judge this face")
+        if score is None:  # a face no check could judge is not cleared
+            return Verdict(score=None, verdict="uncertain", flags=flags, reason="no check could judge this face")
         blocking = [self.never_real[f] for f in flags if f in self.never_real]
         if verdict == "real" and blocking:
             return Verdict(score=score, verdict="uncertain", flags=flags, reason=blocking[0])
         return Verdict(score=score, verdict=verdict, flags=flags, reason=self._reason(score, verdict, results))
 
-    def _reason(self, score: float, verdict: str | None, results: Mapping[str, CheckResult]) -> str:
+    def _reason(self, score: float, verdict: VerdictLabel | None, results: Mapping[str, CheckResult]) -> str:
         shares = self.contributions(results)
         if verdict == "gan":
             head = f"score {score:.2f} at or above the gan threshold {self.gan_threshold:.2f}"

@@ -32,13 +32,15 @@ Screener raises nothing for bad input, so such an error is a bug.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
 import os
 import socket
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 from PIL import Image
@@ -53,21 +55,25 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     raise ImportError("ganscreen.ray_engine needs Ray Data: pip install 'ganscreen[ray]'") from exc
 
+from ganscreen._options import ResolvedOptions, ScanOptions
 from ganscreen.images import InputFile, file_stamp, iter_inputs
-from ganscreen.pipeline import CUDA_BATCH_SIZE, DEFAULT_BATCH_SIZE, Screener
+from ganscreen.pipeline import Screener
 from ganscreen.report import Report, portable_text
 
 __all__ = [
     "OUTPUT_FORMATS",
     "RECORD_SCHEMA",
     "JsonLinesDatasink",
+    "ScanOptions",
     "ScreenBatch",
+    "actor_options",
     "inputs_dataset",
     "outcome",
     "outcome_counts",
     "output_format",
     "prepare_output",
     "records_table",
+    "resolve_for_ray",
     "run_scan",
     "screen_dataset",
     "stream_records",
@@ -99,11 +105,10 @@ class ScreenBatch:
     in the middle of one); :func:`screen_dataset` takes the class to map.
     """
 
-    def __init__(self, *, device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
-                 robustness: bool = False) -> None:
+    def __init__(self, *, options: ScanOptions | None = None) -> None:
         # One batch at a time: Ray's actors are the parallelism, and Ray sets each actor's
-        # torch/OpenMP threads to the CPUs it reserved.
-        self.screener = Screener(device=device, batch_size=batch_size, workers=1, robustness=robustness)
+        # torch/OpenMP threads to the CPUs it reserved, so torch is left alone.
+        self.screener = Screener(options=actor_options(options or ScanOptions()))
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> pa.Table:
         return records_table(self.screen(batch))
@@ -126,10 +131,9 @@ class ScreenBatch:
                     decoded.append((i, _pil(images[i])))
                 except (TypeError, ValueError) as exc:
                     reports[i] = self._error(paths[i], f"unsupported image array: {exc}")
-            elif data[i] is not None and len(data[i]) == 0 and paths[i] is not None:
+            elif data[i] is not None and len(data[i]) == 0 and (named := paths[i]) is not None:
                 # Bytes read from a named file: say what the local engine says of that file.
-                reports[i] = self._error(paths[i], "empty file (0 bytes)")
-                reports[i].file = file_stamp(paths[i])
+                reports[i] = self._error(named, "empty file (0 bytes)", file=file_stamp(named))
             elif data[i] is not None:
                 decoded.append((i, bytes(data[i])))
             else:
@@ -140,23 +144,37 @@ class ScreenBatch:
         screened = self.screener.screen_batch([src for _, src in decoded],  # type: ignore[misc]
                                               paths=[paths[i] for i, _ in decoded])
         for (i, source), report in zip(decoded, screened, strict=True):
-            if paths[i] is not None:
-                stamp = file_stamp(paths[i])  # None when the path is not a local file
+            if (named := paths[i]) is not None:
+                stamp: dict[str, Any] | None = file_stamp(named)  # None when not a local file
                 if stamp is not None and isinstance(source, bytes):
                     # The hash of the bytes judged, as the local engine records it (--resume, report).
                     stamp = {**stamp, "sha256": hashlib.sha256(source).hexdigest()}
-                report.file = stamp
+                report = dataclasses.replace(report, file=stamp)
             reports[i] = report
         return [r for r in reports if r is not None]
 
-    def _error(self, path: str | None, message: str) -> Report:
+    def _error(self, path: str | None, message: str, *, file: Mapping[str, Any] | None = None) -> Report:
         return Report(path=path, status="error", error=" ".join(message.split()),
-                      model=self.screener.model_info)
+                      model=self.screener.model_info, file=file)
 
 
-def screen_dataset(ds: Dataset, *, device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
+def actor_options(options: ScanOptions) -> ScanOptions:
+    """What one actor screens with: ``options`` with one worker (Ray's actors are the
+    parallelism) and torch's threads left to Ray."""
+    return options.replace(workers=1, torch_threads=None)
+
+
+def resolve_for_ray(options: ScanOptions) -> tuple[ResolvedOptions, float | None]:
+    """``options`` settled as the local engine settles them (the same device for ``auto``,
+    the same batch size), and the GPUs each actor must ask for: one when the device is CUDA,
+    since Ray hides GPUs from actors that did not ask for one."""
+    plan = options.resolve()
+    return plan, (1.0 if plan.is_cuda else None)
+
+
+def screen_dataset(ds: Dataset, *, options: ScanOptions | None = None,
                    actors: int | tuple[int, int] = 1, num_cpus: float = 1.0,
-                   num_gpus: float | None = None, robustness: bool = False,
+                   num_gpus: float | None = None,
                    callable_class: type[ScreenBatch] = ScreenBatch) -> Dataset:
     """Map a dataset of images (``bytes``, ``path`` or ``image`` rows) to a dataset of records.
 
@@ -164,37 +182,41 @@ def screen_dataset(ds: Dataset, *, device: str = "auto", batch_size: int = DEFAU
     ----------
     ds:
         Rows with ``path`` and/or ``bytes`` / ``image`` columns (see the module docstring).
-    device:
-        Where each actor runs the models: ``"auto"``, ``"cpu"`` or ``"cuda"``. ``"cuda"``
-        needs ``num_gpus``: Ray hides the GPUs from actors that did not ask for one.
-    batch_size:
-        Rows per call, screened in one face-detection and CNN batch.
+    options:
+        How to screen (:class:`~ganscreen._options.ScanOptions`; ``robustness`` as
+        ``scan --robustness``). ``device`` and ``batch_size`` are settled here as the local
+        engine settles them; ``batch_size`` is the rows per call, screened in one
+        face-detection and CNN batch. Each actor screens one batch at a time.
     actors:
         A fixed pool size, or ``(min, max)`` for a pool Ray Data grows with the backlog.
     num_cpus, num_gpus:
         Resources each actor reserves. Ray sets an actor's torch/OpenMP threads to its CPUs.
-    robustness:
-        Also score platform-processed variants, as ``scan --robustness`` does.
+        ``num_gpus`` defaults to one when the device is CUDA (Ray hides GPUs from actors
+        that did not ask for one).
     callable_class:
         The class mapped over batches: :class:`ScreenBatch` or a subclass.
 
     Returns the lazy dataset of :data:`RECORD_SCHEMA` rows, one per input row.
     """
-    if device == "cuda" and not num_gpus:
+    plan, gpus = resolve_for_ray(options or ScanOptions())
+    num_gpus = gpus if num_gpus is None else num_gpus
+    if plan.is_cuda and not num_gpus:
         raise ValueError("device='cuda' needs num_gpus (GPUs per actor): Ray hides GPUs from other actors")
     compute = (ActorPoolStrategy(size=actors) if isinstance(actors, int)
                else ActorPoolStrategy(min_size=actors[0], max_size=actors[1]))
+    # The memory budget is left for each actor to settle on its own node.
+    travelling = actor_options(plan.options).replace(max_memory=(options or ScanOptions()).max_memory)
     # No max_restarts / max_task_retries here: Ray Data gives actor pools max_restarts=-1 and
     # max_task_retries=-1 by default (and passing them through **ray_remote_args is deprecated
     # since Ray 2.60). tests/test_ray_engine.py kills an actor to pin that behaviour.
     return ds.map_batches(
         callable_class,
-        batch_size=batch_size,
+        batch_size=plan.batch_size,
         batch_format="numpy",
         compute=compute,
         num_cpus=num_cpus,
         num_gpus=num_gpus,
-        fn_constructor_kwargs={"device": device, "batch_size": batch_size, "robustness": robustness},
+        fn_constructor_kwargs={"options": travelling},
     )
 
 
@@ -262,7 +284,7 @@ def write_records(ds: Dataset, output: Path, fmt: str) -> None:
 def stream_records(ds: Dataset, stream: IO[str]) -> Iterator[tuple[str, str | None]]:
     """Write the records of ``ds`` to ``stream`` as JSON Lines as they arrive (in no set order);
     yields each record's ``(status, verdict)``."""
-    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+    for batch in cast(Iterable[pa.Table], ds.iter_batches(batch_format="pyarrow", batch_size=None)):
         for status, verdict, line in zip(batch.column("status").to_pylist(),
                                          batch.column("verdict").to_pylist(),
                                          batch.column("record").to_pylist(), strict=True):
@@ -274,7 +296,8 @@ def stream_records(ds: Dataset, stream: IO[str]) -> Iterator[tuple[str, str | No
 def outcome_counts(ds: Dataset) -> Counter[str]:
     """How many records are ``gan``/``uncertain``/``real`` (ok records) or ``no_face``/``error``."""
     counts: Counter[str] = Counter()
-    for batch in ds.select_columns(["status", "verdict"]).iter_batches(batch_format="pyarrow", batch_size=None):
+    batches = ds.select_columns(["status", "verdict"]).iter_batches(batch_format="pyarrow", batch_size=None)
+    for batch in cast(Iterable[pa.Table], batches):
         for status, verdict in zip(batch.column("status").to_pylist(), batch.column("verdict").to_pylist(),
                                    strict=True):
             counts[outcome(status, verdict)] += 1
@@ -314,38 +337,40 @@ def prepare_output(output: Path) -> None:
 
 
 def run_scan(paths: Sequence[str | os.PathLike[str]], *, output: Path | None, fmt: str | None,
-             device: str = "auto", batch_size: int | None = None, actors: int | None = None,
-             address: str | None = None, all_files: bool = False, follow_symlinks: bool = False,
-             robustness: bool = False, progress: bool = True, stream: IO[str] | None = None) -> Counter[str]:
+             options: ScanOptions | None = None, actors: int | None = None, address: str | None = None,
+             progress: bool = True, stream: IO[str] | None = None) -> Counter[str]:
     """``ganscreen scan --engine ray``: screen the inputs the local engine would, on Ray Data.
 
     Inputs are discovered here with :func:`~ganscreen.images.iter_inputs` (same suffixes,
-    same symlink policy, discovery errors become error records), so both engines see the same
-    files; actors read them by path, so on a cluster every node must see the same paths.
-    Records go to the folder ``output`` (``fmt``: ``jsonl`` or ``parquet`` part files) or, with
-    no output, to ``stream`` as JSON Lines. Connects to ``address`` or starts a local Ray
-    instance (shut down at the end); an already initialised Ray is used as it is.
-    ``batch_size`` defaults to 4 rows a call on the CPU, 32 on CUDA.
+    same symlink policy as ``options`` says, discovery errors become error records), so both
+    engines see the same files; actors read them by path, so on a cluster every node must see
+    the same paths. ``options`` are settled as the local engine settles them: ``--device
+    auto`` is CUDA when this machine has it, with its batch size (32 rows a call on CUDA, 4
+    on the CPU), and actors then ask for a GPU each. Records go to the folder ``output``
+    (``fmt``: ``jsonl`` or ``parquet`` part files) or, with no output, to ``stream`` as JSON
+    Lines. Connects to ``address`` or starts a local Ray instance (shut down at the end); an
+    already initialised Ray is used as it is.
     Returns the outcome counts (``gan``, ``uncertain``, ``real``, ``no_face``, ``error``).
     """
-    inputs = list(iter_inputs(paths, all_files=all_files, follow_symlinks=follow_symlinks))
-    batch_size = batch_size or (CUDA_BATCH_SIZE if device == "cuda" else DEFAULT_BATCH_SIZE)
+    options = options or ScanOptions()
+    inputs = list(iter_inputs(paths, all_files=options.all_files, follow_symlinks=options.follow_symlinks))
     if not inputs:
         return Counter()
+    plan, num_gpus = resolve_for_ray(options)
+    batch_size = plan.batch_size
     started = _connect(address)
     context = ray.data.DataContext.get_current()
     previous = context.enable_progress_bars
     context.enable_progress_bars = progress
     try:
-        num_gpus = 1 if device == "cuda" else None
         if num_gpus and not ray.cluster_resources().get("GPU"):
-            raise ValueError("--device cuda: the Ray cluster has no GPUs")  # else actors wait forever
+            raise ValueError(f"--device {options.device} (resolved to {plan.device}): the Ray cluster has no "
+                             "GPUs (use --device cpu)")  # else actors wait forever
         pool = actors or _default_actors(gpu=num_gpus is not None)
         blocks_per_actor = max(1, min(16, len(inputs) // (batch_size * pool * 4)))
         pool = min(pool, -(-len(inputs) // batch_size))  # no more actors than batches
         screened = screen_dataset(inputs_dataset(inputs, rows_per_block=batch_size * blocks_per_actor),
-                                  device=device, batch_size=batch_size, actors=pool, num_gpus=num_gpus,
-                                  robustness=robustness)
+                                  options=options, actors=pool, num_gpus=num_gpus)
         if output is None:
             if stream is None:
                 raise ValueError("run_scan needs an output folder or a stream")
@@ -368,7 +393,7 @@ def _connect(address: str | None) -> bool:
     if address is not None:
         _check_reachable(address)
         try:
-            ray.init(address=address, logging_level="WARNING")
+            ray.init(address=address, logging_level=logging.WARNING)
         except ConnectionError as exc:
             if os.environ.get("RAY_AUTH_MODE") is None:  # the usual cause with Ray >= 2.60 clusters
                 raise ConnectionError(f"{exc} (a cluster with token authentication needs RAY_AUTH_MODE=token "
@@ -377,7 +402,7 @@ def _connect(address: str | None) -> bool:
     else:
         # "local": a new instance even when `ray start` left a cluster on this machine, which
         # ray.init() without an address would join instead.
-        ray.init(address="local", include_dashboard=False, logging_level="WARNING")
+        ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
     return True
 
 

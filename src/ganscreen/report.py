@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal, get_args
 
 from ganscreen.checks import CheckResult
 from ganscreen.faces import Face
@@ -31,6 +31,8 @@ __all__ = [
     "RecordedFile",
     "Report",
     "ResumeError",
+    "Status",
+    "VerdictLabel",
     "csv_fieldnames",
     "csv_row",
     "neutralise_cell",
@@ -39,11 +41,13 @@ __all__ = [
     "restore_cell",
 ]
 
-STATUSES = ("ok", "no_face", "error")
-VERDICTS = ("gan", "uncertain", "real")
+Status = Literal["ok", "no_face", "error"]
+VerdictLabel = Literal["gan", "real", "uncertain"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+VERDICTS: tuple[VerdictLabel, ...] = ("gan", "uncertain", "real")  # from most to least suspicious
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ImageInfo:
     width: int
     height: int
@@ -53,22 +57,23 @@ class ImageInfo:
         return {"width": self.width, "height": self.height, "format": self.format}
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Report:
-    """The result of screening one input."""
+    """The result of screening one input, built complete (``dataclasses.replace`` makes a
+    changed copy)."""
 
     path: str | None
-    status: str  # "ok", "no_face" or "error"
+    status: Status
     error: str | None = None
     score: float | None = None
-    verdict: str | None = None
+    verdict: VerdictLabel | None = None
     reason: str | None = None  # one line: why this verdict (the error for an error record)
     flags: tuple[str, ...] = ()
     image: ImageInfo | None = None
     faces: tuple[Face, ...] = ()
     checks: Mapping[str, CheckResult] = field(default_factory=dict)
     model: Mapping[str, str] = field(default_factory=dict)
-    file: Mapping[str, int | float] | None = None  # size and mtime, for --resume
+    file: Mapping[str, int | float | str] | None = None  # size, mtime and sha256, for --resume
     robustness: Mapping[str, Any] | None = None  # variants' scores when asked for
 
     @property
