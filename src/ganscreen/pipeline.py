@@ -53,6 +53,31 @@ from ganscreen.report import Report
 if TYPE_CHECKING:
     import torch
 
+__all__ = [
+    "BASE_MEMORY",
+    "BATCH_PIXELS",
+    "CUDA_BATCH_SIZE",
+    "DEFAULT_BATCH_SIZE",
+    "MIN_DECODE_BYTES",
+    "ROBUSTNESS_VARIANTS",
+    "WORKER_MEMORY",
+    "ImageInput",
+    "MemoryGate",
+    "Screener",
+    "auto_batch_size",
+    "auto_workers",
+    "available_memory",
+    "decode_limit",
+    "decode_pool",
+    "default_checks",
+    "default_memory_budget",
+    "memory_workers",
+    "platform_copy",
+    "screen",
+    "usable_cpus",
+    "with_robustness",
+]
+
 _chunks = chunks  # the name scripts/benchmark.py imports
 
 ImageInput = str | os.PathLike[str] | bytes | Image.Image
