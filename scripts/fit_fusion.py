@@ -130,6 +130,9 @@ def main() -> None:
     ap.add_argument("--drop-checks", nargs="*", default=[],
                     help="checks given zero fusion weight whatever the fit says (their held-out evidence "
                          "is a confound, e.g. backdrop's 'cannot judge' on tight crops)")
+    ap.add_argument("--floor-checks", nargs="*", default=["geometry"],
+                    help="checks whose own calibrated probability is a floor under the fused score, so "
+                         "the verdict never ranks a face below what that check alone says")
     ap.add_argument("--aligned-share", type=float, default=0.1,
                     help="weight of FFHQ/CelebA-HQ-aligned reals among reals in the fit (profile photos)")
     ap.add_argument("--labels", type=Path, default=ROOT / "scripts" / "data" / "glasses_labels.tsv")
@@ -276,9 +279,40 @@ def main() -> None:
     weights.update({names[j]: float(c) for j, c in zip(kept, coef, strict=True)})
     bias = float(fusion_model.intercept_[0])
 
-    def fused(k: str) -> float:
+    # Floors: a linear fusion caps what one check can say (a face exactly on the StyleGAN
+    # template, geometry 0.999, is pulled under the gan threshold by a CNN that sees little),
+    # so a floor check's own probability, calibrated on the same weighted population, is
+    # the least the fused score can be.
+    floors: dict[str, dict[str, float]] = {}
+    for name in args.floor_checks:
+        if name not in checks:
+            continue
+        column = names.index(f"{name}_logit")
+        judged = np.array([check_score(k, name) is not None for k in fit_keys])
+        calibration = LogisticRegression(C=1.0, max_iter=1000).fit(xf[judged][:, [column]], yf[judged],
+                                                                   sample_weight=wf[judged])
+        if calibration.coef_[0][0] > 0:  # a check that means the opposite of its name is no floor
+            floors[name] = {"bias": float(calibration.intercept_[0]), "weight": float(calibration.coef_[0][0])}
+
+    def linear(k: str) -> float:
         x = np.array(fx(k))
         return float(1 / (1 + np.exp(-(bias + x @ np.array([weights[n] for n in names])))))
+
+    def floor_p(k: str) -> float:
+        x = fx(k)
+        out = 0.0
+        for name, floor in floors.items():
+            if check_score(k, name) is None:
+                continue  # a check that could not judge sets no floor
+            z = floor["bias"] + floor["weight"] * x[names.index(f"{name}_logit")]
+            out = max(out, float(1 / (1 + np.exp(-z))))
+        return out
+
+    def fused(k: str, gan_t: float = 0.0) -> float:
+        """The fused score; a floor counts once it reaches ``gan_t`` (ganscreen.fusion), so the
+        set of faces at or above the gan threshold is that of max(linear, floor)."""
+        p, f = linear(k), floor_p(k)
+        return max(p, f) if f >= gan_t else p
 
     held_ok = [k for k in fusion_pool if k in held]
     yh = np.array([y_all[k] for k in held_ok])
@@ -288,6 +322,7 @@ def main() -> None:
     ordinary_h = np.array([y_all[k] == 0 and not is_aligned_real(k, sources) for k in held_ok])
     gan_t = threshold_at_fpr(sh[ordinary_h], args.gan_fpr)
     gan_t = min(max(gan_t, 0.5), 0.999)
+    sh = np.array([fused(k, gan_t) for k in held_ok])  # the scores as ganscreen will give them
     real_t = float(np.quantile(sh[yh == 1], 1 - args.real_tpr))
     real_t = min(real_t, gan_t)
     metrics["fusion"] = _fusion_metrics(held_ok, yh, sh, gan_t, real_t, sources)
@@ -309,6 +344,7 @@ def main() -> None:
         "checks": checks,
         "bias": bias,
         "weights": weights,
+        "floors": floors,
         "thresholds": {"gan": round(gan_t, 5), "real": round(real_t, 5)},
         "never_real": NEVER_REAL,
         "operating_point": {

@@ -84,3 +84,32 @@ def test_a_face_no_check_could_judge_is_uncertain_and_no_face_is_not_judged() ->
     # Without a face nothing is judged, whatever a check may have said.
     scored = fusion.decide({"geometry": CheckResult(score=0.999, flags=("ffhq_alignment",))}, face_found=False)
     assert (scored.score, scored.verdict) == (None, None) and scored.flags == ("ffhq_alignment",)
+
+
+def test_a_face_its_floor_check_alone_calls_gan_is_gan_whatever_the_cnn_says() -> None:
+    fusion = Fusion()
+    assert "geometry" in fusion.floors
+    on_template = CheckResult(score=0.999, flags=("ffhq_alignment",))
+    doubted = {"geometry": on_template, "cnn": CheckResult(score=0.01)}
+    # The linear part alone would not call it gan: a CNN that sees little pulls it down ...
+    linear = Fusion({**load_json("fusion.json"), "floors": {}})
+    assert linear.decide(doubted).verdict != "gan"
+    # ... but geometry alone does, so the verdict does, and says why.
+    decision = fusion.decide(doubted)
+    floor = fusion.floor_probabilities(doubted)["geometry"]
+    assert floor >= fusion.gan_threshold
+    assert decision.verdict == "gan" and decision.score == pytest.approx(floor)
+    assert decision.reason is not None and "geometry 1.00 alone puts it there" in decision.reason
+    assert fusion.never_real["ffhq_alignment"] in decision.reason
+
+
+def test_a_floor_below_the_gan_threshold_changes_nothing_and_an_unjudged_check_sets_none() -> None:
+    fusion = Fusion()
+    linear = Fusion({**load_json("fusion.json"), "floors": {}})
+    for geometry in (0.001, 0.2, 0.5):
+        results = {"geometry": CheckResult(score=geometry), "cnn": CheckResult(score=0.3)}
+        assert fusion.floor_probabilities(results)["geometry"] < fusion.gan_threshold
+        assert fusion.probability(results) == pytest.approx(linear.probability(results))
+    unjudged = {"geometry": CheckResult(score=None, reason="face cut off"), "cnn": CheckResult(score=0.3)}
+    assert fusion.floor_probabilities(unjudged) == {}
+    assert fusion.probability(unjudged) == pytest.approx(linear.probability(unjudged))

@@ -6,6 +6,12 @@ collection. Its thresholds come from the ROC of a held-out split: ``gan`` above 
 that keeps the false-positive rate at the documented operating point, ``real`` below the
 score that still catches the documented share of GAN faces, ``uncertain`` in between.
 
+A linear fusion caps what one check can say: a face exactly on the StyleGAN template
+(geometry 0.999) would be pulled under the gan threshold by a CNN that sees little. So when a
+*floor* check's own probability (its score's logit through a logistic calibration fitted on
+the same population) reaches the gan threshold, it is the least the fused score can be: a
+face that check alone calls GAN-generated is called so by the verdict too. The floors are in ``fusion.json`` (``floors``).
+
 Two rules sit on top of the threshold, both in ``fusion.json``:
 
 * ``never_real``: flags that forbid a ``real`` verdict. A face on the StyleGAN/FFHQ landmark
@@ -82,12 +88,26 @@ class Fusion:
         self.real_threshold = float(params["thresholds"]["real"])
         self.operating_point: Mapping[str, Any] = params.get("operating_point", {})
         self.never_real: Mapping[str, str] = params.get("never_real", {})
+        self.floors: Mapping[str, Mapping[str, float]] = params.get("floors", {})
 
     def probability(self, results: Mapping[str, CheckResult]) -> float | None:
         if not any(r.score is not None for r in results.values()):
             return None
         x = features(results, self.checks)
-        return sigmoid(self.bias + sum(w * x[k] for k, w in self.weights.items()))
+        linear = sigmoid(self.bias + sum(w * x[k] for k, w in self.weights.items()))
+        # A floor lifts only a face its check alone would call gan: below the gan threshold
+        # the linear fusion ranks faces (a floor check's weak evidence is already in it).
+        lifting = [p for p in self.floor_probabilities(results).values() if p >= self.gan_threshold]
+        return max([linear, *lifting])
+
+    def floor_probabilities(self, results: Mapping[str, CheckResult]) -> dict[str, float]:
+        """Each floor check's own calibrated probability (checks that could not judge set none)."""
+        out: dict[str, float] = {}
+        for name, floor in self.floors.items():
+            result = results.get(name)
+            if result is not None and result.score is not None:
+                out[name] = sigmoid(float(floor["bias"]) + float(floor["weight"]) * logit(result.score))
+        return out
 
     def verdict_for(self, score: float | None) -> VerdictLabel | None:
         if score is None:
@@ -130,5 +150,10 @@ class Fusion:
             head = f"score {score:.2f} between the real ({self.real_threshold:.2f}) and gan " \
                    f"({self.gan_threshold:.2f}) thresholds"
             drivers = sorted((n for n in shares if shares[n] != 0), key=lambda n: -abs(shares[n]))
+        floors = self.floor_probabilities(results)
+        floor = max(floors, key=floors.__getitem__, default=None)
+        if floor is not None and floors[floor] >= score - 1e-12 and verdict != "real":
+            why = next((self.never_real[f] for f in results[floor].flags if f in self.never_real), None)
+            return head + f" ({floor} {results[floor].score:.2f} alone puts it there" + (f": {why})" if why else ")")
         said = [f"{n} {results[n].score:.2f}" for n in drivers[:2] if results.get(n) and results[n].score is not None]
         return head + (f" (most weight: {', '.join(said)})" if said else "")
