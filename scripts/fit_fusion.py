@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -329,7 +330,11 @@ def main() -> None:
     metrics["per_check_held_out"] = {
         name: roc_metrics(yh, [check_score(k, name) or 0.0 for k in held_ok]) for name in checks}
 
-    version = "fusion-" + dt.date.today().isoformat()
+    # The version names the fitted numbers, not only the day: records carry it, and a resumed
+    # scan keeps a record only if it was made by the same version.
+    fitted = json.dumps({"bias": bias, "weights": weights, "floors": floors, "gan": round(gan_t, 5),
+                         "real": round(real_t, 5)}, sort_keys=True)
+    version = f"fusion-{dt.date.today().isoformat()}-{hashlib.sha256(fitted.encode()).hexdigest()[:8]}"
     checks_json = {
         "version": "checks-" + dt.date.today().isoformat(),
         "glasses": {"presence": presence, "asymmetry": asymmetry,
