@@ -110,6 +110,7 @@ def test_a_floor_below_the_gan_threshold_changes_nothing_and_an_unjudged_check_s
         results = {"geometry": CheckResult(score=geometry), "cnn": CheckResult(score=0.3)}
         assert fusion.floor_probabilities(results)["geometry"] < fusion.gan_threshold
         assert fusion.probability(results) == pytest.approx(linear.probability(results))
+        assert "alone puts it there" not in (fusion.decide(results).reason or "")
     unjudged = {"geometry": CheckResult(score=None, reason="face cut off"), "cnn": CheckResult(score=0.3)}
     assert fusion.floor_probabilities(unjudged) == {}
     assert fusion.probability(unjudged) == pytest.approx(linear.probability(unjudged))

@@ -150,9 +150,9 @@ class Fusion:
             head = f"score {score:.2f} between the real ({self.real_threshold:.2f}) and gan " \
                    f"({self.gan_threshold:.2f}) thresholds"
             drivers = sorted((n for n in shares if shares[n] != 0), key=lambda n: -abs(shares[n]))
-        floors = self.floor_probabilities(results)
+        floors = {n: p for n, p in self.floor_probabilities(results).items() if p >= self.gan_threshold}
         floor = max(floors, key=floors.__getitem__, default=None)
-        if floor is not None and floors[floor] >= score - 1e-12 and verdict != "real":
+        if floor is not None and floors[floor] >= score - 1e-12:  # the floor, not the sum, set the score
             why = next((self.never_real[f] for f in results[floor].flags if f in self.never_real), None)
             return head + f" ({floor} {results[floor].score:.2f} alone puts it there" + (f": {why})" if why else ")")
         said = [f"{n} {results[n].score:.2f}" for n in drivers[:2] if results.get(n) and results[n].score is not None]
