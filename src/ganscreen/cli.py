@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ganscreen import _records
 from ganscreen._version import __version__
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
         return f"{where}{exc.strerror or exc}"
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = _records.one_line(exc, limit=None)  # the only line printed: nothing to cut it short for
     return text if type(exc).__name__ in ("AssetError", "ValueError") else f"{type(exc).__name__}: {text}"
 
 
@@ -390,8 +391,7 @@ def _scan_to(inputs: list[InputFile], screener: Any, *, target: Path | None, out
     rows: list[tuple[str, Report | None, str] | None] = [
         None if r is None else (str(item.path), None, r.outcome) for item, r in zip(inputs, kept, strict=True)]
     pending = [i for i, r in enumerate(kept) if r is None]
-    bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), console=err, disable=not progress, transient=table)
+    bar = _progress_bar("scanning", err, enabled=progress, transient=table)
     failed = True
     try:
         with bar:
@@ -403,8 +403,8 @@ def _scan_to(inputs: list[InputFile], screener: Any, *, target: Path | None, out
                     # so a resumed scan never leaves a recorded file without evidence.
                     _write_evidence(maker, evidence_dir, report.to_record(), err)
                 texts[index] = _write(writer, report, stop, output, err)
-                counts[_outcome(report)] += 1
-                rows[index] = (str(inputs[index].path), report, _outcome(report))
+                counts[_records.outcome(report.status, report.verdict)] += 1
+                rows[index] = (str(inputs[index].path), report, _records.outcome(report.status, report.verdict))
                 bar.advance(task)
         failed = False
     finally:
@@ -509,12 +509,11 @@ def _render(records_file: Path, html: Path, *, maker: EvidenceMaker | None, evid
     except OSError as exc:
         _fail(err, f"cannot read {records_file}: {exc.strerror or exc}")
     except RecordsError as exc:
-        _fail(err, f"cannot render {records_file}: {exc}")
+        _fail(err, f"cannot render {records_file}: {exc.detail}")
     if loaded.torn_bytes:
         err.print(escape(f"note: {records_file} ends in a torn line ({loaded.torn_bytes} bytes), "
                          "left out of the report"), highlight=False)
-    bar = Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), console=err, disable=not progress, transient=False)
+    bar = _progress_bar("rendering", err, enabled=progress)
     try:
         with bar:
             task = bar.add_task("render", total=len(loaded.records))
@@ -620,17 +619,19 @@ def campaign_command(
         from ganscreen.html_report import RecordsError, read_records
 
         try:
-            records = read_records(from_scan).records
+            loaded = read_records(from_scan)
         except OSError as exc:
             _fail(err, f"cannot read {from_scan}: {exc.strerror or exc}")
         except RecordsError as exc:
-            _fail(err, f"cannot use {from_scan}: {exc}")
+            _fail(err, f"cannot use {from_scan}: {exc.detail}")
+        records = loaded.records
+        if loaded.note:
+            err.print(escape(f"note: {loaded.note}"), highlight=False)
         roots = [str(p) for p in given] if given else None
     else:
         records = _campaign_scan(given, device=device.value, progress=progress, err=err)
         roots = [str(p) for p in given if p.is_dir()]
-    bar = Progress(TextColumn("hashing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   console=err, disable=not progress, transient=False)
+    bar = _progress_bar("hashing", err, enabled=progress)
     with bar:
         task = bar.add_task("hash", total=len(records))
         summary = build(records, roots=roots, threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
@@ -670,8 +671,7 @@ def _campaign_scan(paths: list[Path], *, device: str, progress: bool, err: Conso
     screener = _screener(err, device=device)
     items = list(iter_inputs(paths))
     records = []
-    bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   console=err, disable=not progress, transient=False)
+    bar = _progress_bar("scanning", err, enabled=progress)
     try:
         with bar:
             task = bar.add_task("scan", total=len(items))
@@ -710,8 +710,10 @@ def _suffixes() -> list[str]:
     return sorted(IMAGE_SUFFIXES)
 
 
-def _outcome(report: Report) -> str:
-    return report.verdict if report.status == "ok" and report.verdict else report.status
+def _progress_bar(label: str, err: Console, *, enabled: bool, transient: bool = False) -> Progress:
+    """The one progress bar of every command: label, bar, done/total, time left, on stderr."""
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err, disable=not enabled, transient=transient)
 
 
 def _fail(err: Console, message: str, code: int = EXIT_USAGE) -> NoReturn:

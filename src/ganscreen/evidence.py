@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ganscreen._records import largest_face, one_line, write_bytes_atomic
 from ganscreen.faces import Face, align_face
 from ganscreen.images import ImageLoadError, file_stamp, load_recorded
 
@@ -49,31 +50,15 @@ EVIDENCE_KINDS = ("thumbnail", "geometry", "glasses", "backdrop", "cnn")
 
 def face_from_record(record: Mapping[str, Any]) -> Face | None:
     """The primary (largest) face of a record, or ``None`` when it holds no usable face."""
-    faces = record.get("faces")
-    if not isinstance(faces, list):
+    entry = largest_face(record.get("faces"))
+    if entry is None:
         return None
-    best: Face | None = None
-    for entry in faces:
-        face = _face(entry)
-        if face is not None and (best is None or face.area > best.area):
-            best = face
-    return best
-
-
-def _face(entry: object) -> Face | None:
-    if not isinstance(entry, dict):
-        return None
-    try:
-        box = np.asarray(entry.get("box"), dtype=np.float32)
-        landmarks = np.asarray(entry.get("landmarks"), dtype=np.float32)
-        confidence = float(entry.get("confidence", 0.0))
-    except (TypeError, ValueError):
-        return None
-    if box.shape != (4,) or landmarks.shape != (5, 2):
-        return None
-    if not (np.isfinite(box).all() and np.isfinite(landmarks).all()):
-        return None
-    return Face(box=box, landmarks=landmarks, confidence=confidence)
+    confidence = entry.get("confidence")
+    # largest_face vouches for the box and landmarks; the confidence is only shown.
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
+        confidence = 0.0
+    return Face(box=np.asarray(entry["box"], dtype=np.float32),
+                landmarks=np.asarray(entry["landmarks"], dtype=np.float32), confidence=float(confidence))
 
 
 def evidence_folder_name(path: str) -> str:
@@ -343,7 +328,7 @@ class EvidenceMaker:
 
                 self._cnn = CnnCheck(device=self._device)
             except Exception as exc:  # a missing or altered weights file: say so on the card
-                self._cnn_error = _one_line(exc)
+                self._cnn_error = one_line(exc)
         return self._cnn
 
     def build(self, record: Mapping[str, Any]) -> Evidence:
@@ -362,7 +347,7 @@ class EvidenceMaker:
             evidence.notes["image"] = message
             return evidence
         except Exception as exc:  # never let one record end a report
-            evidence.notes["image"] = f"cannot re-read the image: {_one_line(exc)}"
+            evidence.notes["image"] = f"cannot re-read the image: {one_line(exc)}"
             return evidence
         evidence.image_available = True
         evidence.images["thumbnail"] = thumbnail(rgb, 256)
@@ -390,7 +375,7 @@ class EvidenceMaker:
                     evidence.occlusion = cnn_occlusion(rgb, face, cnn)
                     evidence.images["cnn"] = evidence.occlusion.image
                 except Exception as exc:
-                    evidence.notes["cnn"] = f"could not draw: {_one_line(exc)}"
+                    evidence.notes["cnn"] = f"could not draw: {one_line(exc)}"
         return evidence
 
     @staticmethod
@@ -398,7 +383,7 @@ class EvidenceMaker:
         try:
             evidence.images[kind] = draw()
         except Exception as exc:
-            evidence.notes[kind] = f"could not draw: {_one_line(exc)}"
+            evidence.notes[kind] = f"could not draw: {one_line(exc)}"
 
 
 def _changed(record: Mapping[str, Any], rgb: np.ndarray, path: str) -> str | None:
@@ -417,11 +402,6 @@ def _changed(record: Mapping[str, Any], rgb: np.ndarray, path: str) -> str | Non
             (file.get("size"), file.get("mtime")) != (stamp["size"], stamp["mtime"]):
         return "the file was modified after the scan; evidence is drawn from the current file"
     return None
-
-
-def _one_line(message: object) -> str:
-    text = " ".join(str(message).split())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 # --------------------------------------------------------------------------- files
@@ -452,14 +432,14 @@ def write_evidence(root: Path, record: Mapping[str, Any], evidence: Evidence) ->
     written = []
     for kind, image in evidence.images.items():
         name, _legend = EVIDENCE_FILES[kind]
-        _atomic_write(folder / name, encode(image, "PNG"))
+        write_bytes_atomic(folder / name, encode(image, "PNG"))
         written.append(kind)
     try:
         record_text = json.dumps(record, ensure_ascii=True, indent=2, allow_nan=False)
     except ValueError:  # a hand-edited record with NaN: keep it readable rather than fail
         record_text = json.dumps(record, ensure_ascii=True, indent=2)
-    _atomic_write(folder / "record.json", (record_text + "\n").encode("ascii"))
-    _atomic_write(folder / "evidence.txt", _legend_text(record, evidence, written).encode("utf-8"))
+    write_bytes_atomic(folder / "record.json", (record_text + "\n").encode("ascii"))
+    write_bytes_atomic(folder / "evidence.txt", _legend_text(record, evidence, written).encode("utf-8"))
     return folder
 
 
@@ -491,9 +471,3 @@ def _legend_text(record: Mapping[str, Any], evidence: Evidence, written: list[st
         lines.append(f"note ({kind}): {portable_text(note)}")
     lines.append("record.json: the scan record")
     return "\n".join(lines) + "\n"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
