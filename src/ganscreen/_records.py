@@ -179,7 +179,7 @@ def outcome(status: object, verdict: object) -> str:
     """What became of one input: its verdict when it was judged (``gan``, ``uncertain``,
     ``real``), else its status (``no_face``, ``error``; an unknown status as it stands)."""
     if status == "ok" and verdict in VERDICTS:
-        return cast(str, verdict)
+        return str(verdict)
     return str(status)
 
 

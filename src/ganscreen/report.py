@@ -296,8 +296,8 @@ def _read_jsonl(data: bytes, source: str) -> tuple[list[RecordedFile], int]:
 
 
 def _recorded(record: Mapping[str, Any], text: str) -> RecordedFile:
-    file = record.get("file") if isinstance(record.get("file"), dict) else {}
-    model = record.get("model") if isinstance(record.get("model"), dict) else {}
+    file: Mapping[str, Any] = record["file"] if isinstance(record.get("file"), dict) else {}
+    model: Mapping[str, Any] = record["model"] if isinstance(record.get("model"), dict) else {}
     return RecordedFile(
         path=portable_text(record["path"]),
         size=file.get("size"),
