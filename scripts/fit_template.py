@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DATA, ROOT, read_cache, read_sources  # noqa: E402
+from ganscreen._records import write_text_atomic  # noqa: E402
 from ganscreen.faces import FaceDetector, primary_face  # noqa: E402
 from ganscreen.images import ImageLoadError, load_image  # noqa: E402
 
@@ -143,7 +144,7 @@ def main() -> None:
             "fitted": dt.date.today().isoformat(),
         },
     }
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")  # a shipped model file: whole or not at all
     print(json.dumps(result, indent=2))
 
 

@@ -85,7 +85,7 @@ from ganscreen._campaign_stats import base_rates as base_rates
 from ganscreen._campaign_stats import binomial_sf as binomial_sf
 from ganscreen._campaign_stats import binomial_test as binomial_test
 from ganscreen._campaign_stats import p_text as p_text
-from ganscreen._records import VERDICTS, largest_face, outcome
+from ganscreen._records import VERDICTS, largest_face, one_line, outcome
 from ganscreen._version import __version__
 from ganscreen.hashing import PhotoHashes, UnionFind, near_unique, photo_hashes
 
@@ -166,7 +166,7 @@ def hash_record(record: Mapping[str, Any], *, keys: bool = False) -> tuple[Photo
             hashes = dataclasses.replace(hashes, keys=signature(image.rgb))
         return hashes, None
     except Exception as exc:  # never let one photo end the campaign
-        return None, f"cannot hash: {exc}"
+        return None, f"cannot hash: {one_line(exc)}"
 
 
 # --------------------------------------------------------------------------- clustering
