@@ -1,4 +1,5 @@
-"""Campaign statistics: the binomial tests against ordinary real photos, and per-account tallies.
+"""Campaign statistics: the binomial tests against ordinary real photos, and the accounts
+(which photo belongs to which account, and each account's tallies).
 
 Private to :mod:`ganscreen.campaign` (which re-exports the public names); see its docstring
 for the summary these fill in.
@@ -8,12 +9,15 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from functools import cache
+from pathlib import PurePath
 from typing import Any
 
 from ganscreen._records import one_line
+from ganscreen.report import portable_text
 
 log = logging.getLogger("ganscreen.campaign")
 
@@ -28,6 +32,9 @@ TEST_WORDING = {
     "cnn_artifacts": "show GAN texture to the CNN",
     "verdict_gan": "are judged GAN-generated",
 }
+
+
+# --------------------------------------------------------------------------- statistics
 
 
 def binomial_sf(k: int, n: int, p: float) -> tuple[float, float]:
@@ -149,6 +156,41 @@ def statistics(photos: Sequence[Mapping[str, Any]], clusters: Sequence[Sequence[
     if notes:  # only then: a summary made with every rate read keeps its documented keys
         result["notes"] = list(notes)
     return result
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+def default_roots(paths: Sequence[str]) -> list[str]:
+    """Without given folders: the deepest folder holding every path (its subfolders are accounts)."""
+    dirs = [os.path.dirname(os.path.abspath(p)) for p in paths]
+    if not dirs:
+        return []
+    try:
+        return [os.path.commonpath(dirs)]
+    except ValueError:  # different drives
+        return []
+
+
+def assign_accounts(paths: Sequence[str], roots: Sequence[str]) -> list[str | None]:
+    """The account of each path: its first folder below the root that holds it (or None)."""
+    absroots = [os.path.abspath(r) for r in roots]
+    named = len(absroots) > 1
+    accounts: list[str | None] = []
+    for path in paths:
+        account = None
+        full = os.path.abspath(path)
+        for root, absroot in zip(roots, absroots, strict=True):
+            try:
+                rel = PurePath(os.path.relpath(full, absroot))
+            except ValueError:
+                continue
+            if rel.parts and rel.parts[0] != "..":
+                if len(rel.parts) >= 2:
+                    account = f"{PurePath(root).name}/{rel.parts[0]}" if named else rel.parts[0]
+                break
+        accounts.append(None if account is None else portable_text(account))
+    return accounts
 
 
 def account_tallies(photos: Sequence[Mapping[str, Any]], clusters: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

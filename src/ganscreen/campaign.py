@@ -67,11 +67,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -81,9 +79,11 @@ from ganscreen._campaign_stats import DEFAULT_BASE_RATE as DEFAULT_BASE_RATE
 from ganscreen._campaign_stats import TEST_WORDING as TEST_WORDING
 from ganscreen._campaign_stats import TESTS as TESTS
 from ganscreen._campaign_stats import account_tallies, statistics
+from ganscreen._campaign_stats import assign_accounts as assign_accounts
 from ganscreen._campaign_stats import base_rates as base_rates
 from ganscreen._campaign_stats import binomial_sf as binomial_sf
 from ganscreen._campaign_stats import binomial_test as binomial_test
+from ganscreen._campaign_stats import default_roots as default_roots
 from ganscreen._campaign_stats import p_text as p_text
 from ganscreen._records import VERDICTS, largest_face, one_line, outcome
 from ganscreen._version import __version__
@@ -100,41 +100,6 @@ DEFAULT_THRESHOLD = 4
 CANDIDATE_THRESHOLD = 8
 CANDIDATES_PER_PHOTO = 4
 KINDS = ("image", "face")
-
-
-# --------------------------------------------------------------------------- accounts
-
-
-def default_roots(paths: Sequence[str]) -> list[str]:
-    """Without given folders: the deepest folder holding every path (its subfolders are accounts)."""
-    dirs = [os.path.dirname(os.path.abspath(p)) for p in paths]
-    if not dirs:
-        return []
-    try:
-        return [os.path.commonpath(dirs)]
-    except ValueError:  # different drives
-        return []
-
-
-def assign_accounts(paths: Sequence[str], roots: Sequence[str]) -> list[str | None]:
-    """The account of each path: its first folder below the root that holds it (or None)."""
-    absroots = [os.path.abspath(r) for r in roots]
-    named = len(absroots) > 1
-    accounts: list[str | None] = []
-    for path in paths:
-        account = None
-        full = os.path.abspath(path)
-        for root, absroot in zip(roots, absroots, strict=True):
-            try:
-                rel = PurePath(os.path.relpath(full, absroot))
-            except ValueError:
-                continue
-            if rel.parts and rel.parts[0] != "..":
-                if len(rel.parts) >= 2:
-                    account = f"{PurePath(root).name}/{rel.parts[0]}" if named else rel.parts[0]
-                break
-        accounts.append(None if account is None else portable_text(account))
-    return accounts
 
 
 # --------------------------------------------------------------------------- hashing
