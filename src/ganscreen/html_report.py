@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import hashlib
-import json
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,6 +28,9 @@ import jinja2
 import numpy as np
 from markupsafe import Markup
 
+from ganscreen._records import OUTCOMES, RecordsRead, one_line, outcome
+from ganscreen._records import RecordsError as RecordsError  # re-exported for callers
+from ganscreen._records import read_records as read_records
 from ganscreen._version import __version__
 from ganscreen.checks import flag_description, registered
 from ganscreen.checks import flags as registered_flags
@@ -64,7 +66,6 @@ __all__ = [
 ]
 
 TEMPLATE = "report.html.j2"
-OUTCOMES = ("gan", "uncertain", "real", "no_face", "error")
 OUTCOME_LABELS = {"gan": "GAN", "uncertain": "uncertain", "real": "real", "no_face": "no face",
                   "error": "error"}
 # Embedded sizes (longer side, px): small enough that a few hundred cards stay a few MB each.
@@ -72,49 +73,13 @@ THUMB_SIDE = 192
 JPEG_QUALITY = 82
 HISTOGRAM_BINS = 20
 
-class RecordsError(ValueError):
-    """A records file that cannot be rendered; the message is one line."""
 
 
 # --------------------------------------------------------------------------- reading records
 
-
-@dataclass(frozen=True, slots=True)
-class Records:
-    records: list[dict[str, Any]]
-    torn_bytes: int = 0  # a last line cut short by an interrupted scan, left out
-
-
-def read_records(path: Path) -> Records:
-    """The records of a JSON Lines scan output, complete ones only.
-
-    A last line without its newline that is not a record is a write cut short and is left
-    out; any other line that is not a ganscreen record raises :class:`RecordsError`.
-    Raises ``OSError`` when the file cannot be read.
-    """
-    from ganscreen._output import open_records
-
-    records: list[dict[str, Any]] = []
-    torn = 0
-    with open_records(path) as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                if not line.endswith(b"\n"):
-                    torn = len(line)
-                    break
-                if number == 1:
-                    raise RecordsError("line 1 is not JSON: ganscreen report reads the JSON Lines "
-                                       "output of ganscreen scan (CSV lacks the landmarks)") from None
-                raise RecordsError(f"line {number} is not JSON") from None
-            if not (isinstance(record, dict) and isinstance(record.get("path"), str)
-                    and record.get("status") in STATUSES):
-                raise RecordsError(f"line {number} is not a ganscreen record")
-            records.append(record)
-    return Records(records=records, torn_bytes=torn)
+# The one reading rule (a torn last line left out, anything else that is not a record an
+# error naming its line) lives in ganscreen._records; these names are kept for callers.
+Records = RecordsRead
 
 
 # --------------------------------------------------------------------------- view model
@@ -170,10 +135,9 @@ def build_card(index: int, record: Mapping[str, Any], evidence: Evidence | None,
     """The card of one record (every string still raw: the template escapes it)."""
     path = _text(record.get("path"))
     status = str(record.get("status"))
-    verdict = record.get("verdict")
-    outcome = str(verdict) if status == "ok" and verdict in VERDICTS else status
-    if outcome not in OUTCOMES:
-        outcome = "error"
+    shown = outcome(status, record.get("verdict"))
+    if shown not in OUTCOMES:
+        shown = "error"
     score = _number(record.get("score"))
     flags_raw = record.get("flags") if isinstance(record.get("flags"), list) else []
     flags = [(_text(f), flag_description(str(f)) or "a flag this version does not describe")
@@ -198,8 +162,8 @@ def build_card(index: int, record: Mapping[str, Any], evidence: Evidence | None,
             figures = _figures(record, evidence)
     robustness = _robustness(record.get("robustness"))
     return Card(
-        index=index, name=_basename(path), path=path, status=status, outcome=outcome,
-        outcome_label=OUTCOME_LABELS[outcome], score=score,
+        index=index, name=_basename(path), path=path, status=status, outcome=shown,
+        outcome_label=OUTCOME_LABELS[shown], score=score,
         score_text="no score" if score is None else f"{score:.3f}",
         flags=flags, message=message, thumb=thumb, thumb_width=tw, thumb_height=th,
         figures=figures, notes=notes, evidence_folder=evidence_folder, robustness=robustness,
@@ -312,9 +276,7 @@ def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     flags: Counter[str] = Counter()
     versions: Counter[str] = Counter()
     for record in records:
-        status = record.get("status")
-        verdict = record.get("verdict")
-        counts[str(verdict) if status == "ok" and verdict in VERDICTS else str(status)] += 1
+        counts[outcome(record.get("status"), record.get("verdict"))] += 1
         score = _number(record.get("score"))
         if score is not None:
             scores.append(score)
@@ -448,7 +410,7 @@ def _card(index: int, record: Mapping[str, Any], maker: EvidenceMaker | None,
         try:
             evidence = maker.build(record)
         except Exception as exc:  # never let one record end a report
-            evidence = Evidence(notes={"image": f"evidence could not be drawn: {exc}"})
+            evidence = Evidence(notes={"image": f"evidence could not be drawn: {one_line(exc)}"})
         if evidence_dir is not None:
             written = write_evidence(evidence_dir, record, evidence)
             folder = None if written is None else written.name
