@@ -273,7 +273,7 @@ def test_one_line_names_an_exception_without_text() -> None:
 
 
 def test_the_cli_describes_errors_by_the_same_rule() -> None:
-    from ganscreen.cli import _describe
+    from ganscreen._cli_common import _describe
 
     assert _describe(RuntimeError("out of\nmemory")) == "RuntimeError: out of memory"
     assert _describe(KeyError()) == "KeyError: KeyError"

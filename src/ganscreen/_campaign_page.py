@@ -9,12 +9,16 @@ the style sheet, is the package's own, and a Content-Security-Policy admits it b
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Mapping
 from typing import IO, Any
 
 from markupsafe import Markup
 
+from ganscreen._records import one_line
 from ganscreen.checks import flags as registered_flags
+
+log = logging.getLogger("ganscreen")
 
 TEMPLATE = "campaign.html.j2"
 STYLE = "campaign.css"
@@ -30,7 +34,8 @@ def _thumb(path: str) -> str | None:
     try:
         rgb = fit(load_image(path).rgb, THUMB_SIDE)
         data = base64.b64encode(encode(rgb, "JPEG", quality=80)).decode("ascii")
-    except Exception:  # a photo that cannot be shown gets the "no image" placeholder
+    except Exception as exc:  # a photo that cannot be shown gets the "no image" placeholder
+        log.warning("campaign page: no thumbnail for %s: %s", path, one_line(exc))
         return None
     return f"data:image/jpeg;base64,{data}"
 
@@ -57,7 +62,10 @@ def render_html(summary: Mapping[str, Any], out: IO[str], *, thumbnails: bool = 
     context = {"s": summary, "strips": strips, "style": Markup(style), "csp": csp,
                "flag_descriptions": {name: flag.description for name, flag in registered_flags().items()},
                "title": f"ganscreen campaign: {summary['totals']['files']} photos"}
-    environment().get_template(TEMPLATE).stream(context).dump(out)
+    # Chunk by chunk, as the template renders: a report of thousands of cards never sits
+    # in memory whole (TemplateStream.dump would too, but its types want bytes or a path).
+    for chunk in environment().get_template(TEMPLATE).generate(context):
+        out.write(chunk)
 
 
 def _link_text(link: Mapping[str, Any]) -> str:

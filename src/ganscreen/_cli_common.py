@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import logging
 import sys
 import traceback
 from pathlib import Path
@@ -16,6 +17,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ganscreen._records import one_line
+
+log = logging.getLogger("ganscreen")
 
 if TYPE_CHECKING:
     pass
@@ -40,7 +43,8 @@ def _one_error_path(command: F) -> F:
             return command(*args, **kwargs)  # type: ignore[operator]
         except (typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt, SystemExit):
             raise  # click reports usage errors itself (exit 2)
-        except Exception as exc:
+        except Exception as exc:  # the one error path: one line on stderr, exit 2
+            log.debug("command failed", exc_info=True)
             if _State.debug:
                 traceback.print_exc()
             err = Console(stderr=True, soft_wrap=True)

@@ -12,7 +12,6 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, Unpack
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 if TYPE_CHECKING:
     from ganscreen._options import OptionFields, ScanOptions
@@ -20,10 +19,10 @@ if TYPE_CHECKING:
     from ganscreen.images import InputFile
     from ganscreen.report import RecordedFile, RecordWriter, Report
 
-from ganscreen._records import outcome
-from ganscreen._cli_common import _progress_bar, EXIT_CLEAN, EXIT_FLAGGED, _fail, _stdout, _suffixes
+from ganscreen._cli_common import EXIT_CLEAN, EXIT_FLAGGED, _fail, _progress_bar, _stdout, _suffixes
 from ganscreen._cli_resume import _open_output, _plan_resume, _read_existing, _settle
 from ganscreen._cli_terminal import _print_table, _StopOnSignals
+from ganscreen._records import outcome
 
 
 def _scan_options(err: Console, **fields: Unpack[OptionFields]) -> ScanOptions:

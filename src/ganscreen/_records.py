@@ -39,11 +39,13 @@ __all__ = [
     "OUTCOMES",
     "STATUSES",
     "VERDICTS",
-    "Status",
-    "VerdictLabel",
     "RecordsError",
     "RecordsRead",
+    "Status",
     "TornLine",
+    "VerdictLabel",
+    "as_list",
+    "as_mapping",
     "is_record",
     "largest_face",
     "one_line",
@@ -259,3 +261,14 @@ def write_text_atomic(path: Path, text: str, *, newline: str | None = "",
     from ganscreen._output import replace_file
 
     replace_file(path, lambda fh: fh.write(text), newline=newline, errors=errors)
+
+
+def as_mapping(value: object) -> Mapping[str, Any]:
+    """A record's field as a mapping: records are read from files anyone can edit, so a
+    field that should be an object and is not reads as empty."""
+    return cast(Mapping[str, Any], value) if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list[Any]:
+    """A record's field as a list (empty when it is not one), for the same reason."""
+    return value if isinstance(value, list) else []

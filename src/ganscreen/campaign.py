@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -76,15 +77,15 @@ import numpy as np
 
 from ganscreen._campaign_page import render_html as render_html  # re-exported: the cli's name
 from ganscreen._campaign_stats import DEFAULT_BASE_RATE as DEFAULT_BASE_RATE
-from ganscreen._campaign_stats import campaign_tests as campaign_tests
-from ganscreen._campaign_stats import wording_for as wording_for
 from ganscreen._campaign_stats import account_tallies, statistics
 from ganscreen._campaign_stats import assign_accounts as assign_accounts
 from ganscreen._campaign_stats import base_rates as base_rates
 from ganscreen._campaign_stats import binomial_sf as binomial_sf
 from ganscreen._campaign_stats import binomial_test as binomial_test
+from ganscreen._campaign_stats import campaign_tests as campaign_tests
 from ganscreen._campaign_stats import default_roots as default_roots
 from ganscreen._campaign_stats import p_text as p_text
+from ganscreen._campaign_stats import wording_for as wording_for
 from ganscreen._records import VERDICTS, largest_face, one_line, outcome
 from ganscreen._version import __version__
 from ganscreen.hashing import PhotoHashes, UnionFind, near_unique, photo_hashes
@@ -92,6 +93,38 @@ from ganscreen.hashing import PhotoHashes, UnionFind, near_unique, photo_hashes
 if TYPE_CHECKING:
     from ganscreen.keypoints import Match
 from ganscreen.report import portable_text
+
+_log = logging.getLogger("ganscreen")
+
+__all__ = [
+    "CANDIDATES_PER_PHOTO",
+    "CANDIDATE_THRESHOLD",
+    "DEFAULT_BASE_RATE",
+    "DEFAULT_THRESHOLD",
+    "KINDS",
+    "SCHEMA",
+    "Link",
+    "Verifier",
+    "assign_accounts",
+    "base_rates",
+    "binomial_sf",
+    "binomial_test",
+    "build",
+    "campaign_tests",
+    "cluster_photos",
+    "default_roots",
+    "entry_pairs",
+    "hash_record",
+    "nearest_candidates",
+    "p_text",
+    "record_landmarks",
+    "record_verifier",
+    "render_html",
+    "summarise",
+    "verification_parameters",
+    "vote_candidates",
+    "wording_for",
+]
 
 SCHEMA = "ganscreen-campaign/1"
 DEFAULT_THRESHOLD = 4
@@ -130,7 +163,8 @@ def hash_record(record: Mapping[str, Any], *, keys: bool = False) -> tuple[Photo
 
             hashes = dataclasses.replace(hashes, keys=signature(image.rgb))
         return hashes, None
-    except Exception as exc:  # never let one photo end the campaign
+    except Exception as exc:  # never let one photo end the campaign: its hash_error says why
+        _log.warning("campaign: cannot hash %s: %s", record.get("path"), one_line(exc), exc_info=True)
         return None, f"cannot hash: {one_line(exc)}"
 
 
@@ -327,8 +361,8 @@ def summarise(records: Sequence[Mapping[str, Any]], hashes: Sequence[PhotoHashes
             "status": status, "verdict": verdict,
             "score": score if isinstance(score, (int, float)) and not isinstance(score, bool) else None,
             "flags": flags, "cluster": cluster_of.get(i),
-            "hash": None if hashes[i] is None else hashes[i].to_record(),
-            "hash_error": None if hash_errors[i] is None else portable_text(hash_errors[i]),
+            "hash": None if (photo_hash := hashes[i]) is None else photo_hash.to_record(),
+            "hash_error": None if (hash_error := hash_errors[i]) is None else portable_text(hash_error),
         })
 
     tests = statistics(photos, [members for members, _ in clusters])

@@ -22,10 +22,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ganscreen._cli_common import (
-    _progress_bar,
     EXIT_CLEAN,
     EXIT_FLAGGED,
     EXIT_USAGE,
@@ -33,6 +31,7 @@ from ganscreen._cli_common import (
     _make_folder,
     _one_error_path,
     _parse_bytes,
+    _progress_bar,
     _State,
     _stdout_is_terminal,
     _utf8_stdout,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,10 +27,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ganscreen._records import as_list, as_mapping, largest_face, one_line, write_bytes_atomic
 from ganscreen.checks import ALIGNED_SIZE, Check, CheckContext, DrawingCheck, flag_description, registered
-from ganscreen._records import largest_face, one_line, write_bytes_atomic
 from ganscreen.faces import Face, align_face
 from ganscreen.images import ImageLoadError, file_stamp, load_recorded
+
+_log = logging.getLogger("ganscreen")
 
 __all__ = [
     "THUMBNAIL_FILE",
@@ -134,6 +137,7 @@ class EvidenceMaker:
                     self._checks.append(spec.build(device=self._device))
                 except Exception as exc:  # a missing or altered model file: said on the card
                     self._build_errors[spec.name] = f"the {spec.name} check could not be loaded: {one_line(exc)}"
+                    _log.warning("evidence: %s", self._build_errors[spec.name])
         return self._checks
 
     def build(self, record: Mapping[str, Any]) -> Evidence:
@@ -153,6 +157,7 @@ class EvidenceMaker:
             return evidence
         except Exception as exc:  # never let one record end a report
             evidence.notes["image"] = f"cannot re-read the image: {one_line(exc)}"
+            _log.warning("evidence for %s: %s", path, evidence.notes["image"], exc_info=True)
             return evidence
         evidence.image_available = True
         evidence.images["thumbnail"] = thumbnail(rgb, 256)
@@ -176,8 +181,9 @@ class EvidenceMaker:
         evidence.notes.update(self._build_errors)
         try:
             aligned = align_face(rgb, face, size=ALIGNED_SIZE)
-        except Exception as exc:
+        except Exception as exc:  # a record whose landmarks cannot be aligned: said on the card
             evidence.notes["face"] = f"could not align the recorded face: {one_line(exc)}"
+            _log.warning("evidence: %s", evidence.notes["face"], exc_info=True)
             return
         ctx = CheckContext(image=rgb, faces=(face,), face=face, aligned=aligned)
         for check in checks:
@@ -187,6 +193,7 @@ class EvidenceMaker:
                 drawing = check.draw(ctx)
             except Exception as exc:  # one drawing failing leaves the others (and the card)
                 evidence.notes[check.name] = f"could not draw: {one_line(exc)}"
+                _log.warning("evidence: the %s drawing failed: %s", check.name, one_line(exc), exc_info=True)
                 continue
             evidence.images[check.name] = drawing.image
             if drawing.measures:
@@ -261,10 +268,10 @@ def _legend_text(record: Mapping[str, Any], evidence: Evidence, written: list[st
         lines.append(f"score: {record.get('score')} (probability of a GAN-generated face)")
     if record.get("verdict"):
         lines.append(f"verdict: {record.get('verdict')}")
-    flags = record.get("flags") if isinstance(record.get("flags"), list) else []
+    flags = as_list(record.get("flags"))
     for flag in flags:
         lines.append(f"flag {flag}: {flag_description(str(flag)) or 'unknown flag'}")
-    model = record.get("model") if isinstance(record.get("model"), dict) else {}
+    model = as_mapping(record.get("model"))
     if model.get("version"):
         lines.append(f"model: {model.get('version')}")
     lines.append("")

@@ -16,13 +16,13 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, get_args
+from typing import IO, Any
 
 from ganscreen._records import STATUSES as STATUSES  # re-exported: the rules live in _records
 from ganscreen._records import VERDICTS as VERDICTS
+from ganscreen._records import RecordsError, outcome, parse_records
 from ganscreen._records import Status as Status
 from ganscreen._records import VerdictLabel as VerdictLabel
-from ganscreen._records import RecordsError, outcome, parse_records
 from ganscreen.checks import CheckResult
 from ganscreen.faces import Face
 
