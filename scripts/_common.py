@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from ganscreen import _records
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "faces"
@@ -36,14 +38,25 @@ def process_memory_mb(pid: int, field: str = "VmRSS") -> float | None:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """Records of a JSON Lines scan; a torn last line (killed scan) is skipped."""
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+    """Records of a JSON Lines scan, by the package's rule (ganscreen._records): a torn last
+    line (a killed scan) is left out with a note on stderr; any other bad line stops the
+    script with its file and line number, rather than fitting on a silently shorter set."""
+    read = _records.read_records(path)
+    if read.note:
+        print(f"note: {read.note}", file=sys.stderr)
+    return read.records
+
+
+def read_cache(path: Path, key: str) -> list[dict[str, Any]]:
+    """The entries of a JSON Lines cache a script appends to (objects with a str ``key``),
+    by the same rule as :func:`read_records`. A torn last entry is cut off the file, so the
+    next appended entry starts on a line of its own instead of being glued to it."""
+    read = _records.read_records(path, accept=lambda v: isinstance(v, dict) and isinstance(v.get(key), str))
+    if read.torn is not None:
+        print(f"note: {read.note}; cut off the cache", file=sys.stderr)
+        with path.open("r+b") as fh:
+            fh.truncate(read.terminated_bytes)
+    return read.records
 
 
 def read_sources(data: Path) -> dict[str, dict[str, str]]:
@@ -83,14 +96,21 @@ def roc_metrics(y: Sequence[int], s: Sequence[float], fprs: Iterable[float] = (0
         return out
     auc = roc_auc_score(y_a, s_a)  # ties count half, as in the Mann-Whitney statistic
     out["auc"] = round(float(auc), 4)
+    # Every threshold, so no corner of the curve is dropped; false positives as counts, so
+    # the comparison with the allowed number is exact.
+    fpr_curve, tpr_curve, _ = roc_curve(y_a, s_a, drop_intermediate=False)
+    false_pos = np.rint(fpr_curve * len(neg))
     for fpr in fprs:
-        t = threshold_at_fpr(neg, fpr)
-        out[f"tpr_at_fpr_{fpr:g}"] = round(float(np.mean(pos > t)), 4)
+        # TPR at the threshold threshold_at_fpr picks: the best point of the curve with at
+        # most floor(fpr * negatives) false positives (the (inf, 0, 0) point is always one).
+        allowed = int(np.floor(fpr * len(neg)))
+        out[f"tpr_at_fpr_{fpr:g}"] = round(float(tpr_curve[false_pos <= allowed].max()), 4)
     return out
 
 
 def threshold_at_fpr(neg: np.ndarray, fpr: float) -> float:
-    """Smallest threshold t with mean(neg > t) <= fpr."""
+    """Smallest threshold t with mean(neg > t) <= fpr: a flag threshold fitted on negatives
+    alone (fit_fusion), the operating point whose TPR roc_metrics reports."""
     neg = np.sort(np.asarray(neg, float))
     k = int(np.floor(fpr * len(neg)))  # negatives allowed above t
     return float(neg[len(neg) - k - 1]) if k < len(neg) else float(neg[0]) - 1e-9

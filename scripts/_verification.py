@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
+from _common import read_cache  # the scripts folder is on sys.path (measure_hash_threshold.py)
 from ganscreen.campaign import (
     CANDIDATE_THRESHOLD,
     CANDIDATES_PER_PHOTO,
@@ -149,11 +150,7 @@ class Landmarks:
         self.cache = cache
         self.known: dict[str, list | None] = {}
         if cache is not None and cache.exists():
-            for line in cache.read_text(encoding="utf-8").splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
+            for record in read_cache(cache, "path"):
                 self.known[record["path"]] = record.get("landmarks")
         self._detector: FaceDetector | None = None
 

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DATA, is_aligned_real, read_sources, roc_metrics, table  # noqa: E402
 from ganscreen import Screener  # noqa: E402
 from ganscreen._assets import load_json  # noqa: E402
+from ganscreen._records import outcome  # noqa: E402
 from ganscreen.images import ImageLoadError, InputFile, load_image  # noqa: E402
 from ganscreen.pipeline import platform_copy  # noqa: E402
 
@@ -140,7 +141,7 @@ def metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
     verdicts: dict[str, dict[str, float]] = {}
     for src in sorted(set(sources)):
         m = sources == src
-        counts = Counter(rows[i]["verdict"] or rows[i]["status"] for i in np.flatnonzero(m))
+        counts = Counter(outcome(rows[i]["status"], rows[i]["verdict"]) for i in np.flatnonzero(m))
         verdicts[src] = {k: round(v / int(m.sum()), 3) for k, v in sorted(counts.items())}
     out["verdicts"] = verdicts
     return out

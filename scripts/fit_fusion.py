@@ -38,6 +38,7 @@ from _common import (  # noqa: E402
     table,
     threshold_at_fpr,
 )
+from ganscreen._records import write_text_atomic  # noqa: E402
 from ganscreen.checks import CheckResult, logistic_score, registered  # noqa: E402
 from ganscreen.fusion import features  # noqa: E402
 
@@ -367,8 +368,9 @@ def main() -> None:
     previous = json.loads((models / "checks.json").read_text()) if (models / "checks.json").exists() else {}
     if "flag_rates" in previous:
         checks_json["flag_rates"] = previous["flag_rates"]
-    (models / "checks.json").write_text(json.dumps(checks_json, indent=2) + "\n")
-    (models / "fusion.json").write_text(json.dumps(fusion_json, indent=2) + "\n")
+    # Whole or not at all: a half-written model file would fail its checksum at every start.
+    write_text_atomic(models / "checks.json", json.dumps(checks_json, indent=2) + "\n")
+    write_text_atomic(models / "fusion.json", json.dumps(fusion_json, indent=2) + "\n")
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
     import update_manifest

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_DATA, ROOT, read_sources  # noqa: E402
+from _common import DEFAULT_DATA, ROOT, read_cache, read_sources  # noqa: E402
+from ganscreen._records import write_text_atomic  # noqa: E402
 from ganscreen.faces import FaceDetector, primary_face  # noqa: E402
 from ganscreen.images import ImageLoadError, load_image  # noqa: E402
 
@@ -32,10 +33,8 @@ def detect_collection(data: Path, cache: Path) -> dict[str, dict]:
     """Primary-face landmarks for every image under data/{real,gan}, cached as JSON Lines."""
     done: dict[str, dict] = {}
     if cache.exists():
-        for line in cache.read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                done[rec["file"]] = rec
+        for rec in read_cache(cache, "file"):
+            done[rec["file"]] = rec
     files = sorted(str(p.relative_to(data)) for p in data.glob("*/*") if p.parent.name in ("real", "gan"))
     todo = [f for f in files if f not in done]
     detector = FaceDetector(device="cpu")
@@ -145,7 +144,7 @@ def main() -> None:
             "fitted": dt.date.today().isoformat(),
         },
     }
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")  # a shipped model file: whole or not at all
     print(json.dumps(result, indent=2))
 
 

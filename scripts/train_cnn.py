@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from torch import nn  # noqa: E402
 
 from _common import DEFAULT_DATA, ROOT, read_sources, roc_metrics, source_of  # noqa: E402
+from ganscreen._records import largest_face, read_records  # noqa: E402
 from ganscreen.faces import Face, FaceDetector, primary_face  # noqa: E402
 from ganscreen.images import ImageLoadError, load_image  # noqa: E402
 from ganscreen.model import (  # noqa: E402
@@ -80,12 +81,14 @@ def build_cache(datas: list[Path], cache: Path, *, max_per_class: int | None, se
     scripts/fit_template.py caches them or made from a scan) saves running MTCNN again."""
     known: dict[str, dict] = {}
     if detections is not None and detections.exists():
-        for line in detections.read_text().splitlines():
-            rec = json.loads(line)
+        read = read_records(detections, accept=lambda v: isinstance(v, dict) and (
+            isinstance(v.get("path"), str) or isinstance(v.get("file"), str)))
+        if read.note:
+            print(f"note: {read.note}", file=sys.stderr)
+        for rec in read.records:
             if "path" in rec:  # a ganscreen scan record: its largest face, or none
-                faces = sorted(rec.get("faces") or [], key=lambda f: -(f["box"][2] - f["box"][0])
-                               * (f["box"][3] - f["box"][1]))
-                rec = {"file": "/".join(Path(rec["path"]).parts[-2:]), **(faces[0] if faces else {})}
+                face = largest_face(rec.get("faces"))
+                rec = {"file": "/".join(Path(rec["path"]).parts[-2:]), **(face or {})}
             known[rec["file"]] = rec
     cache.mkdir(parents=True, exist_ok=True)
     index_path = cache / "index.json"

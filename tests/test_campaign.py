@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from ganscreen.campaign import (
     binomial_sf,
     build,
     p_text,
+    render_html,
     summarise,
 )
 from ganscreen.cli import app
@@ -238,6 +241,51 @@ def test_statistics_on_a_constructed_set() -> None:
     gan = tests["verdict_gan"]
     assert (gan["observed"], gan["total"]) == (10, 40)
     assert tests["glasses_asymmetry"]["observed"] == 0 and tests["glasses_asymmetry"]["p_value"] == 1.0
+
+
+@pytest.fixture
+def unreadable_template(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """models/ffhq_template.json failing its checksum, for the base rates read after this."""
+    from ganscreen import _assets, _campaign_stats
+
+    def altered(name: str) -> dict:
+        raise _assets.AssetError(f"model file {name!r} fails its checksum (sha256 0123456789ab…, "
+                                 "expected ba9876543210…): it was altered or corrupted;\nreinstall ganscreen")
+
+    monkeypatch.setattr(_assets, "load_json", altered)
+    _campaign_stats._base_rates.cache_clear()
+    yield
+    _campaign_stats._base_rates.cache_clear()  # the next test reads the real file again
+
+
+def test_an_unreadable_base_rate_is_a_recorded_placeholder(unreadable_template: None,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    records = [{"path": f"n/p{i}.jpg", "status": "ok", "verdict": "gan", "flags": ["ffhq_alignment"]}
+               for i in range(3)]
+    hashes = [PhotoHashes(image=(i, i)) for i in (0, 0xFFFF, 0xFFFF0000)]
+    with caplog.at_level("WARNING", logger="ganscreen.campaign"):
+        summary = summarise(records, hashes, [None] * 3, [None] * 3, threshold=0)
+    ffhq = next(t for t in summary["statistics"]["tests"] if t["name"] == "ffhq_alignment")
+    # The assumed rate stands in, and both the test and the summary say why, on one line.
+    assert (ffhq["base_rate"], ffhq["base_rate_measured"]) == (DEFAULT_BASE_RATE, False)
+    assert "could not be read" in ffhq["base_rate_source"] and "fails its checksum" in ffhq["base_rate_source"]
+    assert "\n" not in ffhq["base_rate_source"]
+    (note,) = summary["statistics"]["notes"]
+    assert note.startswith("the measured base rate of ffhq_alignment could not be read (model file")
+    assert any("fails its checksum" in r.getMessage() for r in caplog.records)
+    page = io.StringIO()
+    render_html(summary, page, thumbnails=False)
+    assert "<strong>Note:</strong> the measured base rate of ffhq_alignment could not be read" in page.getvalue()
+
+
+def test_a_readable_base_rate_adds_no_notes() -> None:
+    summary = summarise([{"path": "n/p.jpg", "status": "ok", "verdict": "real", "flags": []}],
+                        [PhotoHashes(image=(1, 1))], [None], [None])
+    assert "notes" not in summary["statistics"]
+    assert summary["statistics"]["tests"][0]["base_rate_measured"] is True
+    page = io.StringIO()
+    render_html(summary, page, thumbnails=False)
+    assert "Note:" not in page.getvalue()
 
 
 def test_accounts_from_roots() -> None:

@@ -11,12 +11,14 @@ import typing as _typing
 from ganscreen._version import __version__
 
 if _typing.TYPE_CHECKING:
+    from ganscreen._options import ScanOptions
     from ganscreen.pipeline import Screener, screen
     from ganscreen.report import Report
 
-__all__ = ["Report", "Screener", "__version__", "screen"]
+__all__ = ["Report", "ScanOptions", "Screener", "__version__", "screen"]
 
-_LAZY = {"Report": "ganscreen.report", "Screener": "ganscreen.pipeline", "screen": "ganscreen.pipeline"}
+_LAZY = {"Report": "ganscreen.report", "ScanOptions": "ganscreen._options", "Screener": "ganscreen.pipeline",
+         "screen": "ganscreen.pipeline"}
 
 if not _typing.TYPE_CHECKING:
     # Hidden from mypy: a module-level __getattr__ would make it accept any name at all

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import logging
 import sys
 import traceback
 from pathlib import Path
@@ -13,6 +14,11 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ganscreen._records import one_line
+
+log = logging.getLogger("ganscreen")
 
 if TYPE_CHECKING:
     pass
@@ -37,7 +43,8 @@ def _one_error_path(command: F) -> F:
             return command(*args, **kwargs)  # type: ignore[operator]
         except (typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt, SystemExit):
             raise  # click reports usage errors itself (exit 2)
-        except Exception as exc:
+        except Exception as exc:  # the one error path: one line on stderr, exit 2
+            log.debug("command failed", exc_info=True)
             if _State.debug:
                 traceback.print_exc()
             err = Console(stderr=True, soft_wrap=True)
@@ -54,7 +61,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
         return f"{where}{exc.strerror or exc}"
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = one_line(exc, limit=None)  # the only line printed: nothing to cut it short for
     return text if type(exc).__name__ in ("AssetError", "ValueError") else f"{type(exc).__name__}: {text}"
 
 
@@ -119,3 +126,9 @@ def _is_utf8(encoding: str | None) -> bool:
         return encoding is not None and codecs.lookup(encoding).name == "utf-8"
     except LookupError:
         return False
+
+
+def _progress_bar(label: str, err: Console, *, enabled: bool, transient: bool = False) -> Progress:
+    """The one progress bar of every command: label, bar, done/total, time left, on stderr."""
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err, disable=not enabled, transient=transient)

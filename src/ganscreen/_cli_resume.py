@@ -102,15 +102,15 @@ def _plan_resume(inputs: list[InputFile], existing: ExistingOutput, *, version: 
     kept: list[RecordedFile | None] = []
     for item, name in zip(inputs, names, strict=True):
         candidates = left.get(name)
-        record = None
+        keep: RecordedFile | None = None
         if candidates:
             stamp = input_stamp(item) or {}
             key = (name, stamp.get("size"), stamp.get("mtime"), stamp.get("sha256"))
             match = next((c for c in candidates if c.key == key and c.model_version in (None, version)), None)
             if match is not None:
                 candidates.remove(match)
-                record = match
-        kept.append(record)
+                keep = match
+        kept.append(keep)
     reused = sum(r is not None for r in kept)
     line = f"resuming {output}: {reused} records kept"
     dropped = len(existing.records) - reused - gone - sum(len(left[p]) for p in strangers) - len(other)

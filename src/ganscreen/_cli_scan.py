@@ -12,7 +12,6 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, Unpack
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 if TYPE_CHECKING:
     from ganscreen._options import OptionFields, ScanOptions
@@ -20,9 +19,10 @@ if TYPE_CHECKING:
     from ganscreen.images import InputFile
     from ganscreen.report import RecordedFile, RecordWriter, Report
 
-from ganscreen._cli_common import EXIT_CLEAN, EXIT_FLAGGED, _fail, _stdout, _suffixes
+from ganscreen._cli_common import EXIT_CLEAN, EXIT_FLAGGED, _fail, _progress_bar, _stdout, _suffixes
 from ganscreen._cli_resume import _open_output, _plan_resume, _read_existing, _settle
 from ganscreen._cli_terminal import _print_table, _StopOnSignals
+from ganscreen._records import outcome
 
 
 def _scan_options(err: Console, **fields: Unpack[OptionFields]) -> ScanOptions:
@@ -133,8 +133,7 @@ def _scan_to(inputs: list[InputFile], screener: Any, *, target: Path | None, out
     rows: list[tuple[str, Report | None, str] | None] = [
         None if r is None else (str(item.path), None, r.outcome) for item, r in zip(inputs, kept, strict=True)]
     pending = [i for i, r in enumerate(kept) if r is None]
-    bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), console=err, disable=not progress, transient=table)
+    bar = _progress_bar("scanning", err, enabled=progress, transient=table)
     failed = True
     try:
         with bar:
@@ -146,8 +145,8 @@ def _scan_to(inputs: list[InputFile], screener: Any, *, target: Path | None, out
                     # so a resumed scan never leaves a recorded file without evidence.
                     _write_evidence(maker, evidence_dir, report.to_record(), err)
                 texts[index] = _write(writer, report, stop, output, err)
-                counts[_outcome(report)] += 1
-                rows[index] = (str(inputs[index].path), report, _outcome(report))
+                counts[outcome(report.status, report.verdict)] += 1
+                rows[index] = (str(inputs[index].path), report, outcome(report.status, report.verdict))
                 bar.advance(task)
         failed = False
     finally:
@@ -222,12 +221,11 @@ def _render(records_file: Path, html: Path, *, maker: EvidenceMaker | None, evid
     except OSError as exc:
         _fail(err, f"cannot read {records_file}: {exc.strerror or exc}")
     except RecordsError as exc:
-        _fail(err, f"cannot render {records_file}: {exc}")
+        _fail(err, f"cannot render {records_file}: {exc.detail}")
     if loaded.torn_bytes:
         err.print(escape(f"note: {records_file} ends in a torn line ({loaded.torn_bytes} bytes), "
                          "left out of the report"), highlight=False)
-    bar = Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), console=err, disable=not progress, transient=False)
+    bar = _progress_bar("rendering", err, enabled=progress)
     try:
         with bar:
             task = bar.add_task("render", total=len(loaded.records))
@@ -248,8 +246,7 @@ def _campaign_scan(paths: list[Path], *, device: str, progress: bool, err: Conso
     screener = _screener(err, _scan_options(err, device=device))
     items = list(iter_inputs(paths))
     records = []
-    bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   console=err, disable=not progress, transient=False)
+    bar = _progress_bar("scanning", err, enabled=progress)
     try:
         with bar:
             task = bar.add_task("scan", total=len(items))
@@ -280,10 +277,6 @@ def _finish(err: Console, counts: Counter[str], resumed: int, fail_on: str, *,
                    "--all-files takes every file)")
     flagged = {"gan": ("gan",), "uncertain": ("gan", "uncertain"), "never": ()}[fail_on]
     raise typer.Exit(EXIT_FLAGGED if any(counts[v] for v in flagged) else EXIT_CLEAN)
-
-
-def _outcome(report: Report) -> str:
-    return report.verdict if report.status == "ok" and report.verdict else report.status
 
 
 def _write(writer: RecordWriter, report: Report, stop: _StopOnSignals, output: Path | None,

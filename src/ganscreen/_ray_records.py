@@ -15,6 +15,7 @@ from ray.data import Dataset
 from ray.data.block import BlockAccessor
 from ray.data.datasource import BlockBasedFileDatasink
 
+from ganscreen._records import outcome
 from ganscreen.report import Report, portable_text
 
 RECORD_SCHEMA = pa.schema([
@@ -95,10 +96,6 @@ def outcome_counts(ds: Dataset) -> Counter[str]:
                                    strict=True):
             counts[outcome(status, verdict)] += 1
     return counts
-
-
-def outcome(status: str, verdict: str | None) -> str:
-    return verdict if status == "ok" and verdict else status
 
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}

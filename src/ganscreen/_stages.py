@@ -17,6 +17,7 @@ from typing import TypeVar
 import numpy as np
 
 from ganscreen._orientation import mirror_face, needs_mirror
+from ganscreen._records import one_line
 from ganscreen._scheduling import MemoryGate
 from ganscreen.checks import ALIGNED_SIZE, BatchedCheck, Check, CheckContext, CheckResult
 from ganscreen.faces import Face, FaceDetector, align_face, primary_face
@@ -30,12 +31,6 @@ log.addHandler(logging.NullHandler())  # a library: what is shown is the applica
 T = TypeVar("T")
 R = TypeVar("R")
 Stamp = Mapping[str, int | float | str]
-
-
-def one_line(message: object) -> str:
-    """``message`` as one line of at most 300 characters (records and logs)."""
-    text = " ".join(str(message).split())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def each_or_alone(call: Callable[[list[T]], Sequence[R]], items: Sequence[T], *, what: str) -> list[R | Exception]:

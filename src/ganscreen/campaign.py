@@ -53,7 +53,9 @@ distance is even.
   one fewer than members: ``{"a", "b", "kind": "image" | "face" | "keypoints", "distance"
   (bits; null for a keypoint-vote candidate), "mirrored": bool, "inliers", "correlation"}``
   (the last two for ``keypoints`` links, else null);
-- ``statistics``: ``{"unit", "note", "tests": [...]}``; each test: ``name`` (a flag, or
+- ``statistics``: ``{"unit", "note", "tests": [...]}``, and ``"notes": [str]`` only when a
+  shipped base rate could not be read (an altered or missing model file: the assumed 1 %
+  stands in, the page and the log say so); each test: ``name`` (a flag, or
   ``verdict_gan``), ``observed``, ``total``, ``base_rate``, ``base_rate_source``,
   ``base_rate_measured`` (bool), ``expected``, ``p_value`` (float; 0.0 when it underflows),
   ``log10_p``, ``text``;
@@ -63,40 +65,44 @@ distance is even.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as _dt
-import math
-import os
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
-from pathlib import PurePath
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from markupsafe import Markup
 
+from ganscreen._campaign_page import render_html as render_html  # re-exported: the cli's name
+from ganscreen._campaign_stats import DEFAULT_BASE_RATE as DEFAULT_BASE_RATE
+from ganscreen._campaign_stats import account_tallies, statistics
+from ganscreen._campaign_stats import assign_accounts as assign_accounts
+from ganscreen._campaign_stats import base_rates as base_rates
+from ganscreen._campaign_stats import binomial_sf as binomial_sf
+from ganscreen._campaign_stats import binomial_test as binomial_test
+from ganscreen._campaign_stats import campaign_tests as campaign_tests
+from ganscreen._campaign_stats import default_roots as default_roots
+from ganscreen._campaign_stats import p_text as p_text
+from ganscreen._campaign_stats import wording_for as wording_for
+from ganscreen._records import VERDICTS, largest_face, one_line, outcome
 from ganscreen._version import __version__
 from ganscreen.hashing import PhotoHashes, UnionFind, near_unique, photo_hashes
 
 if TYPE_CHECKING:
     from ganscreen.keypoints import Match
-from ganscreen.checks import flags as registered_flags
 from ganscreen.report import portable_text
 
+_log = logging.getLogger("ganscreen")
+
 __all__ = [
-    "ASSUMED_RATE",
     "CANDIDATES_PER_PHOTO",
     "CANDIDATE_THRESHOLD",
     "DEFAULT_BASE_RATE",
     "DEFAULT_THRESHOLD",
     "KINDS",
-    "MAX_THUMBS_PER_CLUSTER",
     "SCHEMA",
-    "THUMB_SIDE",
-    "VERDICT_TEST",
     "Link",
     "Verifier",
     "assign_accounts",
@@ -126,134 +132,7 @@ DEFAULT_THRESHOLD = 4
 # (its closest), are verified with keypoints (scripts/measure_hash_threshold.py --verify).
 CANDIDATE_THRESHOLD = 8
 CANDIDATES_PER_PHOTO = 4
-# Flags whose base rate among ordinary real photos is not shipped: the checks' flag
-# thresholds and the fusion's gan threshold sit at about 1 % false positives on real photos.
-DEFAULT_BASE_RATE = 0.01
-VERDICT_TEST = ("verdict_gan", "are judged GAN-generated")
-
-
-def campaign_tests() -> tuple[str, ...]:
-    """The campaign's tests: every registered check's flags, then the verdict."""
-    return (*registered_flags(), VERDICT_TEST[0])
-
-
-def wording_for(name: str) -> str:
-    if name == VERDICT_TEST[0]:
-        return VERDICT_TEST[1]
-    flag = registered_flags().get(name)
-    return flag.campaign if flag is not None else f"carry the flag {name}"
 KINDS = ("image", "face")
-THUMB_SIDE = 128
-MAX_THUMBS_PER_CLUSTER = 24
-
-
-# --------------------------------------------------------------------------- statistics
-
-
-def binomial_sf(k: int, n: int, p: float) -> tuple[float, float]:
-    """``P(X >= k)`` for ``X ~ Binomial(n, p)``, exactly, as ``(p_value, log10 p_value)``.
-
-    Summed in log space (``math.lgamma``), so tails far below the smallest float keep an
-    exact ``log10``; the returned p-value is then 0.0.
-    """
-    if k <= 0:
-        return 1.0, 0.0
-    if k > n or p <= 0.0:
-        return 0.0, -math.inf
-    if p >= 1.0:
-        return 1.0, 0.0
-    lp, lq = math.log(p), math.log1p(-p)
-    base = math.lgamma(n + 1)
-    terms = [base - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq
-             for i in range(k, n + 1)]
-    top = max(terms)
-    log_sf = top + math.log(math.fsum(math.exp(t - top) for t in terms))
-    log_sf = min(log_sf, 0.0)
-    return math.exp(log_sf), log_sf / math.log(10)
-
-
-def p_text(p_value: float, log10_p: float) -> str:
-    """``p = 0.012``, ``p = 3.1e-04`` or, for very small values, ``p < 1e-30``."""
-    if log10_p == -math.inf:
-        return "p = 0"
-    if p_value >= 0.001:
-        return f"p = {p_value:.3g}"
-    if log10_p >= -6:
-        return f"p = {p_value:.1e}"
-    return f"p < 1e-{math.floor(-log10_p)}"
-
-
-ASSUMED_RATE = (DEFAULT_BASE_RATE, "assumed 1 % (no measured rate shipped; the check's flag threshold "
-                "is set at about 1 % false positives on real photos, so this is conservative)", False)
-
-
-@cache
-def base_rates() -> dict[str, tuple[float, str, bool]]:
-    """Per test: (rate among ordinary real photos, where it comes from, measured?)."""
-    default = ASSUMED_RATE
-    rates = {name: default for name in campaign_tests()}
-    rates["verdict_gan"] = (DEFAULT_BASE_RATE, "assumed 1 %: the fusion's gan threshold is set at a "
-                            "held-out false-positive rate of 1 % on real photos", False)
-    try:
-        from ganscreen._assets import load_json
-
-        info = load_json("ffhq_template.json").get("ordinary_real_on_template_rate") or {}
-        rate = info.get("on_template")
-        if isinstance(rate, (int, float)) and 0 < rate < 1:
-            rates["ffhq_alignment"] = (float(rate), f"measured: {rate:.2%} of {info.get('n', '?')} ordinary "
-                                       "real photos sit on the template (models/ffhq_template.json)", True)
-    except Exception:  # a model file being replaced: fall back to the documented default
-        pass
-    return rates
-
-
-def binomial_test(name: str, observed: int, total: int, rate: float, source: str,
-                  measured: bool) -> dict[str, Any]:
-    p_value, log10_p = binomial_sf(observed, total, rate)
-    expected = total * rate
-    shown = f"{expected:.1f}" if expected >= 0.95 else f"{expected:.2g}"
-    text = (f"{observed} of {total} faces {wording_for(name)}; expected "
-            f"{shown} by chance ({rate:.2%} of ordinary real photos"
-            f"{'' if measured else ', assumed'}); {p_text(p_value, log10_p)}")
-    return {"name": name, "observed": observed, "total": total, "base_rate": rate,
-            "base_rate_source": source, "base_rate_measured": measured,
-            "expected": round(expected, 4), "p_value": p_value,
-            "log10_p": None if log10_p == -math.inf else round(log10_p, 4), "text": text}
-
-
-# --------------------------------------------------------------------------- accounts
-
-
-def default_roots(paths: Sequence[str]) -> list[str]:
-    """Without given folders: the deepest folder holding every path (its subfolders are accounts)."""
-    dirs = [os.path.dirname(os.path.abspath(p)) for p in paths]
-    if not dirs:
-        return []
-    try:
-        return [os.path.commonpath(dirs)]
-    except ValueError:  # different drives
-        return []
-
-
-def assign_accounts(paths: Sequence[str], roots: Sequence[str]) -> list[str | None]:
-    """The account of each path: its first folder below the root that holds it (or None)."""
-    absroots = [os.path.abspath(r) for r in roots]
-    named = len(absroots) > 1
-    accounts: list[str | None] = []
-    for path in paths:
-        account = None
-        full = os.path.abspath(path)
-        for root, absroot in zip(roots, absroots, strict=True):
-            try:
-                rel = PurePath(os.path.relpath(full, absroot))
-            except ValueError:
-                continue
-            if rel.parts and rel.parts[0] != "..":
-                if len(rel.parts) >= 2:
-                    account = f"{PurePath(root).name}/{rel.parts[0]}" if named else rel.parts[0]
-                break
-        accounts.append(None if account is None else portable_text(account))
-    return accounts
 
 
 # --------------------------------------------------------------------------- hashing
@@ -261,23 +140,8 @@ def assign_accounts(paths: Sequence[str], roots: Sequence[str]) -> list[str | No
 
 def record_landmarks(record: Mapping[str, Any]) -> list[list[float]] | None:
     """The five landmarks of the record's largest face, if any."""
-    faces = record.get("faces") if isinstance(record.get("faces"), list) else []
-    best, area = None, -1.0
-    for face in faces:
-        if not isinstance(face, dict):
-            continue
-        points, box = face.get("landmarks"), face.get("box")
-        try:
-            pts = np.asarray(points, np.float64).reshape(5, 2)
-            b = np.asarray(box, np.float64).reshape(4)
-        except (TypeError, ValueError):
-            continue
-        if not (np.isfinite(pts).all() and np.isfinite(b).all()):
-            continue
-        a = max(b[2] - b[0], 0) * max(b[3] - b[1], 0)
-        if a > area:
-            best, area = pts.tolist(), a
-    return best
+    face = largest_face(record.get("faces"))
+    return None if face is None else [[float(x), float(y)] for x, y in face["landmarks"]]
 
 
 def hash_record(record: Mapping[str, Any], *, keys: bool = False) -> tuple[PhotoHashes | None, str | None]:
@@ -299,8 +163,9 @@ def hash_record(record: Mapping[str, Any], *, keys: bool = False) -> tuple[Photo
 
             hashes = dataclasses.replace(hashes, keys=signature(image.rgb))
         return hashes, None
-    except Exception as exc:  # never let one photo end the campaign
-        return None, f"cannot hash: {exc}"
+    except Exception as exc:  # never let one photo end the campaign: its hash_error says why
+        _log.warning("campaign: cannot hash %s: %s", record.get("path"), one_line(exc), exc_info=True)
+        return None, f"cannot hash: {one_line(exc)}"
 
 
 # --------------------------------------------------------------------------- clustering
@@ -487,8 +352,8 @@ def summarise(records: Sequence[Mapping[str, Any]], hashes: Sequence[PhotoHashes
         status = str(record.get("status"))
         verdict = record.get("verdict") if status == "ok" else None
         totals[status] += 1
-        if verdict in ("gan", "uncertain", "real"):
-            totals[str(verdict)] += 1
+        if (judged := outcome(status, verdict)) in VERDICTS:
+            totals[judged] += 1
         flags = [portable_text(str(f)) for f in record.get("flags") or [] if isinstance(record.get("flags"), list)]
         score = record.get("score")
         photos.append({
@@ -496,12 +361,12 @@ def summarise(records: Sequence[Mapping[str, Any]], hashes: Sequence[PhotoHashes
             "status": status, "verdict": verdict,
             "score": score if isinstance(score, (int, float)) and not isinstance(score, bool) else None,
             "flags": flags, "cluster": cluster_of.get(i),
-            "hash": None if hashes[i] is None else hashes[i].to_record(),
-            "hash_error": None if hash_errors[i] is None else portable_text(hash_errors[i]),
+            "hash": None if (photo_hash := hashes[i]) is None else photo_hash.to_record(),
+            "hash_error": None if (hash_error := hash_errors[i]) is None else portable_text(hash_error),
         })
 
-    statistics = _statistics(photos, clusters)
-    account_list = _accounts(photos, cluster_json)
+    tests = statistics(photos, [members for members, _ in clusters])
+    account_list = account_tallies(photos, cluster_json)
     hashed = sum(h is not None for h in hashes)
     return {
         "schema": SCHEMA,
@@ -520,64 +385,9 @@ def summarise(records: Sequence[Mapping[str, Any]], hashes: Sequence[PhotoHashes
                    "photos_in_clusters": len(cluster_of), "accounts": len(account_list)},
         "photos": photos,
         "clusters": cluster_json,
-        "statistics": statistics,
+        "statistics": tests,
         "accounts": account_list,
     }
-
-
-def _statistics(photos: Sequence[Mapping[str, Any]], clusters: Sequence[tuple[list[int], list[Link]]]
-                ) -> dict[str, Any]:
-    # The unit is a distinct photo: a reused photo is one draw, not one per copy (a single
-    # GAN face posted forty times must not read as forty independent GAN faces).
-    units: list[list[int]] = [members for members, _ in clusters]
-    clustered = {m for members in units for m in members}
-    units += [[p["id"]] for p in photos if p["id"] not in clustered]
-    rates = base_rates()
-    tests = []
-    for name in campaign_tests():
-        observed = total = 0
-        for members in units:
-            judged = [photos[m] for m in members if photos[m]["status"] == "ok"
-                      and (name != "verdict_gan" or photos[m]["verdict"] is not None)]
-            if not judged:
-                continue
-            total += 1
-            hits = sum((p["verdict"] == "gan") if name == "verdict_gan" else (name in p["flags"])
-                       for p in judged)
-            observed += 2 * hits >= len(judged)  # at least half of its copies
-        rate, source, measured = rates.get(name, ASSUMED_RATE)
-        tests.append(binomial_test(name, observed, total, rate, source, measured))
-    return {"unit": "distinct photos with a face (each cluster of reused copies counts once, "
-                    "as flagged when at least half of its copies are)",
-            "note": "one-sided exact binomial test against the rate among ordinary real photos; it "
-                    "assumes the distinct photos are independent draws, so a small p says the set is "
-                    "unlike ordinary photos, not who made it",
-            "tests": tests}
-
-
-def _accounts(photos: Sequence[Mapping[str, Any]], clusters: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    names = sorted({p["account"] for p in photos if p["account"] is not None})
-    if not names:
-        return []
-    info = {a: {"name": a, "photos": 0, "gan": 0, "uncertain": 0, "reused_from_elsewhere": 0}
-            for a in names}
-    shares: dict[str, Counter[str]] = {a: Counter() for a in names}
-    for p in photos:
-        a = p["account"]
-        if a is None:
-            continue
-        info[a]["photos"] += 1
-        if p["verdict"] in ("gan", "uncertain"):
-            info[a][p["verdict"]] += 1
-        if p["cluster"] is not None:
-            cluster = clusters[p["cluster"]]
-            others = [o for o in cluster["accounts"] if o != a]
-            if others:
-                info[a]["reused_from_elsewhere"] += 1
-                shares[a].update(others)
-    return [{**info[a], "shares_with": [{"account": o, "photos": k}
-                                        for o, k in sorted(shares[a].items(), key=lambda t: (-t[1], t[0]))]}
-            for a in names]
 
 
 def verification_parameters() -> dict[str, Any]:
@@ -621,132 +431,3 @@ def build(records: Sequence[Mapping[str, Any]], *, roots: Sequence[str] | None =
         roots = default_roots(file_paths)
     return summarise(records, hashes, errors, assign_accounts(file_paths, roots), threshold=threshold,
                      paths=paths, scan=scan, roots=roots, verify=record_verifier(records) if verify else None)
-
-
-# --------------------------------------------------------------------------- HTML
-
-
-def _thumb(path: str) -> str | None:
-    from ganscreen.evidence import encode, fit
-    from ganscreen.images import load_image
-
-    try:
-        rgb = fit(load_image(path).rgb, THUMB_SIDE)
-        data = base64.b64encode(encode(rgb, "JPEG", quality=80)).decode("ascii")
-    except Exception:
-        return None
-    return f"data:image/jpeg;base64,{data}"
-
-
-def render_html(summary: Mapping[str, Any], out: IO[str], *, thumbnails: bool = True) -> None:
-    """A self-contained page: statistics in plain words, accounts, and cluster strips."""
-    from ganscreen.html_report import _csp_hash, environment
-
-    style = _STYLE
-    csp = (f"default-src 'none'; img-src data:; style-src '{_csp_hash(style)}'; "
-           "base-uri 'none'; form-action 'none'")
-    photos = summary["photos"]
-    strips = []
-    for cluster in summary["clusters"]:
-        members = cluster["members"]
-        shown = members[:MAX_THUMBS_PER_CLUSTER]
-        strips.append({
-            "cluster": cluster,
-            "figures": [{"photo": photos[m], "thumb": _thumb(photos[m]["path"]) if thumbnails else None,
-                       "name": photos[m]["path"].rstrip("/").rsplit("/", 1)[-1]} for m in shown],
-            "more": len(members) - len(shown),
-            "links": [_link_text(lk) for lk in cluster["links"][:40]],
-        })
-    context = {"s": summary, "strips": strips, "style": Markup(style), "csp": csp,
-               "flag_descriptions": {name: flag.description for name, flag in registered_flags().items()},
-               "title": f"ganscreen campaign: {summary['totals']['files']} photos"}
-    environment().from_string(_TEMPLATE).stream(context).dump(out)
-
-
-def _link_text(link: Mapping[str, Any]) -> str:
-    mirrored = ", mirrored" if link["mirrored"] else ""
-    if link["kind"] == "keypoints":  # distance: None for a keypoint-vote candidate
-        return (f"#{link['a']} ↔ #{link['b']}: {link['inliers']} matching keypoints, pixel correlation "
-                f"{link['correlation']:.2f}{mirrored}")
-    return f"#{link['a']} ↔ #{link['b']}: {link['kind']} hash, {link['distance']} bits{mirrored}"
-
-
-_STYLE = """
-body{font:15px/1.45 system-ui,sans-serif;margin:1.5rem auto;max-width:76rem;padding:0 1rem;color:#1d1d1f}
-h1{font-size:1.5rem;margin:0 0 .3rem}h2{font-size:1.15rem;margin:1.8rem 0 .6rem}
-.meta{color:#666;margin:0}.tiles{display:flex;flex-wrap:wrap;gap:.6rem;margin:1rem 0}
-.tile{border:1px solid #ddd;border-radius:6px;padding:.4rem .8rem;min-width:6rem}
-.tile .n{display:block;font-size:1.4rem;font-weight:600}.tile .k{color:#555;font-size:.85rem}
-ul.stats li{margin:.25rem 0}.small{color:#666;font-size:.85rem}
-table{border-collapse:collapse}th,td{border-bottom:1px solid #e3e3e3;padding:.3rem .6rem;text-align:left}
-td.num{text-align:right}.strip{border:1px solid #ddd;border-radius:6px;padding:.6rem;margin:.8rem 0}
-.strip.spans{border-color:#c0392b}.items{display:flex;flex-wrap:wrap;gap:.5rem}
-figure{margin:0;width:136px;font-size:.75rem;word-break:break-all}
-figure img{display:block;max-width:128px;max-height:128px;border:1px solid #ccc}
-.noimg{width:128px;height:80px;background:#eee;display:flex;align-items:center;justify-content:center}
-.v-gan{color:#c0392b;font-weight:600}.v-uncertain{color:#b9770e}
-"""
-
-_TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{{ csp }}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title>
-<style>{{ style }}</style>
-</head>
-<body>
-<header>
-<h1>ganscreen campaign view</h1>
-<p class="meta">{{ s.totals.files }} photos{% if s.source.scan %} from the scan <code>{{ s.source.scan }}</code>{% endif %}
-{% if s.source.roots %} · accounts are the subfolders of {% for r in s.source.roots %}<code>{{ r }}</code>{{ ", " if not loop.last }}{% endfor %}{% endif %}
- · generated {{ s.generated }} by ganscreen {{ s.ganscreen_version }}</p>
-</header>
-<div class="tiles">
-<div class="tile"><span class="n">{{ s.totals.files }}</span><span class="k">photos</span></div>
-<div class="tile"><span class="n">{{ s.totals.gan }}</span><span class="k">flagged (GAN)</span></div>
-<div class="tile"><span class="n">{{ s.totals.uncertain }}</span><span class="k">uncertain</span></div>
-<div class="tile"><span class="n">{{ s.totals.no_face }}</span><span class="k">no face</span></div>
-<div class="tile"><span class="n">{{ s.totals.clusters }}</span><span class="k">reused photos (clusters)</span></div>
-<div class="tile"><span class="n">{{ s.totals.photos_in_clusters }}</span><span class="k">photos in clusters</span></div>
-<div class="tile"><span class="n">{{ s.totals.accounts }}</span><span class="k">accounts</span></div>
-</div>
-
-<h2>Shared generator fingerprint</h2>
-<ul class="stats">
-{% for t in s.statistics.tests %}<li>{{ t.text }}. <span class="small">Base rate {{ t.base_rate_source }}.</span></li>
-{% endfor %}
-</ul>
-<p class="small">Counted over {{ s.statistics.unit }}; {{ s.statistics.note }}.</p>
-
-{% if s.accounts %}
-<h2>Accounts</h2>
-<table>
-<thead><tr><th>account</th><th>photos</th><th>flagged (GAN)</th><th>uncertain</th><th>reused from elsewhere</th><th>shares a photo with</th></tr></thead>
-<tbody>
-{% for a in s.accounts %}<tr><td>{{ a.name }}</td><td class="num">{{ a.photos }}</td><td class="num">{{ a.gan }}</td><td class="num">{{ a.uncertain }}</td><td class="num">{{ a.reused_from_elsewhere }}</td>
-<td>{% for o in a.shares_with %}{{ o.account }} ({{ o.photos }}){{ ", " if not loop.last }}{% else %}none{% endfor %}</td></tr>
-{% endfor %}
-</tbody>
-</table>
-{% endif %}
-
-<h2>Reused photos</h2>
-<p class="small">Near-duplicates: perceptual hashes (whole image and aligned face, plain and mirrored) within {{ s.hash.threshold }} of 64 bits{% if s.hash.verification %}, or keypoints that agree under one similarity transform and pixels that then correlate (cropped and rotated copies){% endif %}. Red border: the photo is used by more than one account.</p>
-{% for st in strips %}
-<section class="strip{{ ' spans' if st.cluster.spans_accounts }}">
-<p><strong>Cluster {{ st.cluster.id }}</strong>: {{ st.cluster.size }} copies{% if st.cluster.accounts %} in {{ st.cluster.accounts|length }} account{{ "s" if st.cluster.accounts|length != 1 }}: {{ st.cluster.accounts|join(", ") }}{% endif %}</p>
-<div class="items">
-{% for it in st.figures %}<figure>{% if it.thumb %}<img src="{{ it.thumb }}" alt="{{ it.name }}">{% else %}<div class="noimg">no image</div>{% endif %}
-<figcaption>#{{ it.photo.id }} {{ it.name }}{% if it.photo.account %}<br>{{ it.photo.account }}{% endif %}<br><span class="v-{{ it.photo.verdict or it.photo.status }}">{{ it.photo.verdict or it.photo.status }}</span>{% for f in it.photo.flags %}<br><span title="{{ flag_descriptions.get(f, '') }}">{{ f }}</span>{% endfor %}</figcaption></figure>
-{% endfor %}{% if st.more %}<p>and {{ st.more }} more</p>{% endif %}
-</div>
-<p class="small">{{ st.links|join("; ") }}</p>
-</section>
-{% else %}
-<p>No photo is reused: no two photos are near-duplicates.</p>
-{% endfor %}
-</body>
-</html>
-"""

@@ -22,7 +22,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ganscreen._cli_common import (
     EXIT_CLEAN,
@@ -32,6 +31,7 @@ from ganscreen._cli_common import (
     _make_folder,
     _one_error_path,
     _parse_bytes,
+    _progress_bar,
     _State,
     _stdout_is_terminal,
     _utf8_stdout,
@@ -339,17 +339,19 @@ def campaign_command(
         from ganscreen.html_report import RecordsError, read_records
 
         try:
-            records = read_records(from_scan).records
+            loaded = read_records(from_scan)
         except OSError as exc:
             _fail(err, f"cannot read {from_scan}: {exc.strerror or exc}")
         except RecordsError as exc:
-            _fail(err, f"cannot use {from_scan}: {exc}")
+            _fail(err, f"cannot use {from_scan}: {exc.detail}")
+        records = loaded.records
+        if loaded.note:
+            err.print(escape(f"note: {loaded.note}"), highlight=False)
         roots = [str(p) for p in given] if given else None
     else:
         records = _campaign_scan(given, device=device.value, progress=progress, err=err)
         roots = [str(p) for p in given if p.is_dir()]
-    bar = Progress(TextColumn("hashing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   console=err, disable=not progress, transient=False)
+    bar = _progress_bar("hashing", err, enabled=progress)
     with bar:
         task = bar.add_task("hash", total=len(records))
         summary = build(records, roots=roots, threshold=DEFAULT_THRESHOLD if threshold is None else threshold,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,9 +27,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ganscreen._records import as_list, as_mapping, largest_face, one_line, write_bytes_atomic
 from ganscreen.checks import ALIGNED_SIZE, Check, CheckContext, DrawingCheck, flag_description, registered
 from ganscreen.faces import Face, align_face
 from ganscreen.images import ImageLoadError, file_stamp, load_recorded
+
+_log = logging.getLogger("ganscreen")
 
 __all__ = [
     "THUMBNAIL_FILE",
@@ -51,31 +55,15 @@ THUMBNAIL_FILE = ("thumbnail.png", "the photo, shrunk")
 
 def face_from_record(record: Mapping[str, Any]) -> Face | None:
     """The primary (largest) face of a record, or ``None`` when it holds no usable face."""
-    faces = record.get("faces")
-    if not isinstance(faces, list):
+    entry = largest_face(record.get("faces"))
+    if entry is None:
         return None
-    best: Face | None = None
-    for entry in faces:
-        face = _face(entry)
-        if face is not None and (best is None or face.area > best.area):
-            best = face
-    return best
-
-
-def _face(entry: object) -> Face | None:
-    if not isinstance(entry, dict):
-        return None
-    try:
-        box = np.asarray(entry.get("box"), dtype=np.float32)
-        landmarks = np.asarray(entry.get("landmarks"), dtype=np.float32)
-        confidence = float(entry.get("confidence", 0.0))
-    except (TypeError, ValueError):
-        return None
-    if box.shape != (4,) or landmarks.shape != (5, 2):
-        return None
-    if not (np.isfinite(box).all() and np.isfinite(landmarks).all()):
-        return None
-    return Face(box=box, landmarks=landmarks, confidence=confidence)
+    confidence = entry.get("confidence")
+    # largest_face vouches for the box and landmarks; the confidence is only shown.
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
+        confidence = 0.0
+    return Face(box=np.asarray(entry["box"], dtype=np.float32),
+                landmarks=np.asarray(entry["landmarks"], dtype=np.float32), confidence=float(confidence))
 
 
 def evidence_folder_name(path: str) -> str:
@@ -148,7 +136,8 @@ class EvidenceMaker:
                 try:
                     self._checks.append(spec.build(device=self._device))
                 except Exception as exc:  # a missing or altered model file: said on the card
-                    self._build_errors[spec.name] = f"the {spec.name} check could not be loaded: {_one_line(exc)}"
+                    self._build_errors[spec.name] = f"the {spec.name} check could not be loaded: {one_line(exc)}"
+                    _log.warning("evidence: %s", self._build_errors[spec.name])
         return self._checks
 
     def build(self, record: Mapping[str, Any]) -> Evidence:
@@ -167,7 +156,8 @@ class EvidenceMaker:
             evidence.notes["image"] = message
             return evidence
         except Exception as exc:  # never let one record end a report
-            evidence.notes["image"] = f"cannot re-read the image: {_one_line(exc)}"
+            evidence.notes["image"] = f"cannot re-read the image: {one_line(exc)}"
+            _log.warning("evidence for %s: %s", path, evidence.notes["image"], exc_info=True)
             return evidence
         evidence.image_available = True
         evidence.images["thumbnail"] = thumbnail(rgb, 256)
@@ -191,8 +181,9 @@ class EvidenceMaker:
         evidence.notes.update(self._build_errors)
         try:
             aligned = align_face(rgb, face, size=ALIGNED_SIZE)
-        except Exception as exc:
-            evidence.notes["face"] = f"could not align the recorded face: {_one_line(exc)}"
+        except Exception as exc:  # a record whose landmarks cannot be aligned: said on the card
+            evidence.notes["face"] = f"could not align the recorded face: {one_line(exc)}"
+            _log.warning("evidence: %s", evidence.notes["face"], exc_info=True)
             return
         ctx = CheckContext(image=rgb, faces=(face,), face=face, aligned=aligned)
         for check in checks:
@@ -201,7 +192,8 @@ class EvidenceMaker:
             try:
                 drawing = check.draw(ctx)
             except Exception as exc:  # one drawing failing leaves the others (and the card)
-                evidence.notes[check.name] = f"could not draw: {_one_line(exc)}"
+                evidence.notes[check.name] = f"could not draw: {one_line(exc)}"
+                _log.warning("evidence: the %s drawing failed: %s", check.name, one_line(exc), exc_info=True)
                 continue
             evidence.images[check.name] = drawing.image
             if drawing.measures:
@@ -224,11 +216,6 @@ def _changed(record: Mapping[str, Any], rgb: np.ndarray, path: str) -> str | Non
             (file.get("size"), file.get("mtime")) != (stamp["size"], stamp["mtime"]):
         return "the file was modified after the scan; evidence is drawn from the current file"
     return None
-
-
-def _one_line(message: object) -> str:
-    text = " ".join(str(message).split())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 # --------------------------------------------------------------------------- files
@@ -259,14 +246,14 @@ def write_evidence(root: Path, record: Mapping[str, Any], evidence: Evidence) ->
         if kind not in files:
             continue  # a drawing of a check this version does not register
         name, _legend = files[kind]
-        _atomic_write(folder / name, encode(image, "PNG"))
+        write_bytes_atomic(folder / name, encode(image, "PNG"))
         written.append(kind)
     try:
         record_text = json.dumps(record, ensure_ascii=True, indent=2, allow_nan=False)
     except ValueError:  # a hand-edited record with NaN: keep it readable rather than fail
         record_text = json.dumps(record, ensure_ascii=True, indent=2)
-    _atomic_write(folder / "record.json", (record_text + "\n").encode("ascii"))
-    _atomic_write(folder / "evidence.txt", _legend_text(record, evidence, written).encode("utf-8"))
+    write_bytes_atomic(folder / "record.json", (record_text + "\n").encode("ascii"))
+    write_bytes_atomic(folder / "evidence.txt", _legend_text(record, evidence, written).encode("utf-8"))
     return folder
 
 
@@ -281,10 +268,10 @@ def _legend_text(record: Mapping[str, Any], evidence: Evidence, written: list[st
         lines.append(f"score: {record.get('score')} (probability of a GAN-generated face)")
     if record.get("verdict"):
         lines.append(f"verdict: {record.get('verdict')}")
-    flags = record.get("flags") if isinstance(record.get("flags"), list) else []
+    flags = as_list(record.get("flags"))
     for flag in flags:
         lines.append(f"flag {flag}: {flag_description(str(flag)) or 'unknown flag'}")
-    model = record.get("model") if isinstance(record.get("model"), dict) else {}
+    model = as_mapping(record.get("model"))
     if model.get("version"):
         lines.append(f"model: {model.get('version')}")
     lines.append("")
@@ -298,9 +285,3 @@ def _legend_text(record: Mapping[str, Any], evidence: Evidence, written: list[st
         lines.append(f"note ({kind}): {portable_text(note)}")
     lines.append("record.json: the scan record")
     return "\n".join(lines) + "\n"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

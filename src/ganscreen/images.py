@@ -10,6 +10,7 @@ decoded only if their content is one of :data:`ALLOWED_FORMATS`.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import struct
 import warnings
@@ -33,6 +34,8 @@ from ganscreen._inputs import (
     iter_inputs,
     read_file,
 )
+
+_log = logging.getLogger("ganscreen")
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -192,7 +195,9 @@ def header_cost(data: bytes) -> int:
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
                 return 2 * decode_cost(img.size, img.mode)
-    except Exception:  # any header Pillow cannot read: nothing to reserve
+    except Exception as exc:  # any header Pillow cannot read: nothing to reserve
+        # The decode that follows refuses such a file with its own message (the record's).
+        _log.debug("no decode cost from the header: %s", exc)
         return 0
 
 
@@ -268,7 +273,8 @@ def _from_pil(img: Image.Image, *, max_pixels: int, fmt: str | None = None) -> L
         img.seek(0)  # animated GIF/WebP/TIFF: judge the first frame
     try:
         oriented = ImageOps.exif_transpose(img)
-    except Exception:  # a broken EXIF block must not cost us the pixels
+    except Exception as exc:  # a broken EXIF block must not cost us the pixels
+        _log.warning("EXIF orientation ignored (unreadable EXIF block): %s", " ".join(str(exc).split()))
         oriented = img
     source = _reduce(oriented if oriented is not None else img)
     try:

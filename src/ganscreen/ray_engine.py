@@ -66,6 +66,7 @@ from ganscreen._ray_records import (
     stream_records,
     write_records,
 )
+from ganscreen._records import one_line
 from ganscreen.images import InputFile, file_stamp, iter_inputs
 from ganscreen.pipeline import Screener
 from ganscreen.report import Report
@@ -149,7 +150,7 @@ class ScreenBatch:
         return [r for r in reports if r is not None]
 
     def _error(self, path: str | None, message: str, *, file: Mapping[str, Any] | None = None) -> Report:
-        return Report(path=path, status="error", error=" ".join(message.split()),
+        return Report(path=path, status="error", error=one_line(message),
                       model=self.screener.model_info, file=file)
 
 

@@ -16,8 +16,13 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, get_args
+from typing import IO, Any
 
+from ganscreen._records import STATUSES as STATUSES  # re-exported: the rules live in _records
+from ganscreen._records import VERDICTS as VERDICTS
+from ganscreen._records import RecordsError, outcome, parse_records
+from ganscreen._records import Status as Status
+from ganscreen._records import VerdictLabel as VerdictLabel
 from ganscreen.checks import CheckResult
 from ganscreen.faces import Face
 
@@ -41,10 +46,6 @@ __all__ = [
     "restore_cell",
 ]
 
-Status = Literal["ok", "no_face", "error"]
-VerdictLabel = Literal["gan", "real", "uncertain"]
-STATUSES: tuple[Status, ...] = get_args(Status)
-VERDICTS: tuple[VerdictLabel, ...] = ("gan", "uncertain", "real")  # from most to least suspicious
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,52 +277,46 @@ class ExistingOutput:
 def read_output(path: Path, fmt: str, *, check_columns: list[str]) -> ExistingOutput:
     """Read the records of an output file written by :class:`RecordWriter`.
 
-    A last line without its newline is a write cut short (the process was killed): it is
-    not a record, and ``complete_bytes`` ends before it. Anything else that is not a record
-    raises :class:`ResumeError`, since appending to a file we do not understand could
+    JSON Lines follow the one reading rule of :mod:`ganscreen._records`; since the scan then
+    appends, ``complete_bytes`` also ends before a last record that lacks its newline (that
+    file is screened again rather than glued to the next record). A CSV row or header cut
+    short at the end of the file is a torn write likewise. Anything else that is not a
+    record raises :class:`ResumeError`, since appending to a file we do not understand could
     corrupt it. Raises ``OSError`` when the file cannot be read.
     """
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"unknown format {fmt!r}")
     data = path.read_bytes()
-    fh = io.BytesIO(data)
     if fmt == "jsonl":
-        records, complete = _read_jsonl(fh)
+        records, complete = _read_jsonl(data, str(path))
     else:
-        records, complete = _read_csv(fh, csv_fieldnames(check_columns), len(data), data)
+        records, complete = _read_csv(io.BytesIO(data), csv_fieldnames(check_columns), len(data), data)
     return ExistingOutput(records=records, complete_bytes=complete, total_bytes=len(data))
 
 
-def _read_jsonl(fh: IO[bytes]) -> tuple[list[RecordedFile], int]:
-    records: list[RecordedFile] = []
-    complete = 0
-    for number, line in enumerate(fh, start=1):
-        if not line.endswith(b"\n"):
-            break  # the torn last line
-        if line.strip():
-            records.append(_from_json_line(line, number))
-        complete += len(line)
+def _read_jsonl(data: bytes, source: str) -> tuple[list[RecordedFile], int]:
+    try:
+        read = parse_records(data, source)
+    except RecordsError as exc:
+        hint = "; is this a JSON Lines scan output?" if exc.problem == "is not JSON" else ""
+        raise ResumeError(f"line {exc.line} {exc.problem}{hint}") from None
+    complete = read.terminated_bytes
+    records = [_recorded(record, data[start:end].decode("utf-8"))
+               for record, (start, end) in zip(read.records, read.spans, strict=True) if end <= complete]
     return records, complete
 
 
-def _from_json_line(line: bytes, number: int) -> RecordedFile:
-    try:
-        record = json.loads(line)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
-        raise ResumeError(f"line {number} is not JSON; is this a JSON Lines scan output?") from None
-    if not (isinstance(record, dict) and isinstance(record.get("path"), str)
-            and record.get("status") in STATUSES):
-        raise ResumeError(f"line {number} is not a ganscreen record")
-    file = record.get("file") if isinstance(record.get("file"), dict) else {}
-    model = record.get("model") if isinstance(record.get("model"), dict) else {}
+def _recorded(record: Mapping[str, Any], text: str) -> RecordedFile:
+    file: Mapping[str, Any] = record["file"] if isinstance(record.get("file"), dict) else {}
+    model: Mapping[str, Any] = record["model"] if isinstance(record.get("model"), dict) else {}
     return RecordedFile(
         path=portable_text(record["path"]),
         size=file.get("size"),
         mtime=file.get("mtime"),
-        outcome=_outcome(record["status"], record.get("verdict")),
+        outcome=outcome(record["status"], record.get("verdict")),
         model_version=model.get("version"),
         sha256=file.get("sha256") if isinstance(file.get("sha256"), str) else None,
-        text=line.decode("utf-8"),
+        text=text,
     )
 
 
@@ -407,10 +402,6 @@ def _from_csv_row(row: dict[str, str], number: int) -> RecordedFile:
     except ValueError:
         raise ResumeError(f"row {number} has an unreadable file_size or file_mtime") from None
     return RecordedFile(path=portable_text(restore_cell(row["path"])), size=size, mtime=mtime,
-                        outcome=_outcome(row["status"], row["verdict"] or None),
+                        outcome=outcome(row["status"], row["verdict"] or None),
                         model_version=restore_cell(row["model_version"]) or None,
                         sha256=row["file_sha256"] or None)
-
-
-def _outcome(status: str, verdict: str | None) -> str:
-    return verdict if status == "ok" and verdict in VERDICTS else status

@@ -21,7 +21,8 @@ PANEL_GAP = 6
 def colormap(values: np.ndarray, cmap: int) -> np.ndarray:
     """Values in [0, 1] to RGB through an OpenCV colour map."""
     index = np.clip(np.rint(values * 255), 0, 255).astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(index, cmap), cv2.COLOR_BGR2RGB)
+    rgb: np.ndarray = cv2.cvtColor(cv2.applyColorMap(index, cmap), cv2.COLOR_BGR2RGB)
+    return rgb
 
 
 def diverging(values: np.ndarray) -> np.ndarray:
@@ -31,7 +32,8 @@ def diverging(values: np.ndarray) -> np.ndarray:
     red = np.array([220, 30, 30], np.float32)
     blue = np.array([30, 80, 230], np.float32)
     out = np.where(v >= 0, white + (red - white) * v, white + (blue - white) * -v)
-    return np.clip(out, 0, 255).astype(np.uint8)
+    rgb: np.ndarray = np.clip(out, 0, 255).astype(np.uint8)
+    return rgb
 
 
 def side_by_side(panels: Sequence[np.ndarray], gap: int = PANEL_GAP) -> np.ndarray:

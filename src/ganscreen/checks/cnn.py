@@ -71,7 +71,8 @@ class CnnCheck:
         results: list[CheckResult | None] = [p if isinstance(p, CheckResult) else None for p in prepared]
         where = [i for i, r in enumerate(results) if r is None]
         if where:
-            probabilities = self.probabilities([prepared[i] for i in where])
+            crops = [p for p in prepared if not isinstance(p, CheckResult)]  # in the order of ``where``
+            probabilities = self.probabilities(crops)
             for i, p in zip(where, probabilities, strict=True):
                 results[i] = CheckResult(score=p, measures={}, flags=(FLAG,) if p >= self.flag_threshold else ())
         return [r for r in results if r is not None]

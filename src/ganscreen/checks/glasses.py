@@ -207,7 +207,8 @@ def halves(band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _symmetric(valid: np.ndarray) -> np.ndarray:
     """Pixels valid on both sides of the midline."""
-    return valid & valid[:, ::-1]
+    both: np.ndarray = valid & valid[:, ::-1]
+    return both
 
 
 def _mirror_dissimilarity(band: np.ndarray, valid: np.ndarray) -> float:
