@@ -18,7 +18,8 @@ from ganscreen.checks import CheckContext, CheckResult
 
 
 def test_public_api_is_small_and_explicit() -> None:
-    assert ganscreen.__all__ == ["Report", "Screener", "__version__", "screen"]
+    assert ganscreen.__all__ == ["Report", "ScanOptions", "Screener", "__version__", "screen"]
+    assert ganscreen.ScanOptions is ScanOptions
     assert isinstance(ganscreen.__version__, str)
 
 
