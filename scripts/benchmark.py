@@ -47,6 +47,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 from _common import DEFAULT_DATA, process_memory_mb  # noqa: E402
+from ganscreen._stages import check_context, image_info  # noqa: E402
 from ganscreen.images import iter_inputs, load_image  # noqa: E402
 from ganscreen.pipeline import Screener, _chunks  # noqa: E402
 from ganscreen.report import RecordWriter, Report  # noqa: E402
@@ -98,7 +99,7 @@ def time_stages(screener: Screener, files: list[Path], out_dir: Path) -> dict[st
     times["detect"], found = timed(lambda: [
         faces for chunk in _chunks(arrays, screener.batch_size) for faces in screener.detector.detect_batch(chunk)])
     times["align"], contexts = timed(lambda: [
-        screener._context(img, faces) for img, faces in zip(loaded, found, strict=True)])
+        check_context(img, faces) for img, faces in zip(loaded, found, strict=True)])
     results: list[dict[str, Any]] = [{} for _ in contexts]
     for check in screener.checks:
         def run_check(check: Any = check) -> list[Any]:
@@ -114,7 +115,11 @@ def time_stages(screener: Screener, files: list[Path], out_dir: Path) -> dict[st
         with (out_dir / "stage-report.jsonl").open("w", encoding="utf-8") as fh:
             writer = RecordWriter(fh, "jsonl")
             for f, img, ctx, res in zip(files, loaded, contexts, results, strict=True):
-                writer.write(screener._report(str(f), img, ctx, res))
+                decision = screener.fusion.decide(res, face_found=ctx.face is not None)
+                writer.write(Report(path=str(f), status="ok" if ctx.face is not None else "no_face",
+                                    score=decision.score, verdict=decision.verdict, reason=decision.reason,
+                                    flags=decision.flags, image=image_info(img), faces=ctx.faces, checks=res,
+                                    model=screener.model_info))
 
     times["report"], _ = timed(write_reports)
     return times

@@ -159,7 +159,7 @@ class Stages:
         if work.report is not None or work.faces is None or work.image is None:
             return
         try:
-            work.context = _context(work.image, work.faces)
+            work.context = check_context(work.image, work.faces)
             for check in self.checks:
                 if isinstance(check, BatchedCheck):
                     work.prepared[check.name] = check.prepare(work.context)
@@ -224,7 +224,8 @@ def image_info(img: LoadedImage) -> ImageInfo:
     return ImageInfo(width=img.width, height=img.height, format=img.format)
 
 
-def _context(img: LoadedImage, faces: list[Face]) -> CheckContext:
+def check_context(img: LoadedImage, faces: list[Face]) -> CheckContext:
+    """What every check looks at: the image, its faces, the primary face and its aligned crop."""
     face = primary_face(faces)
     aligned = align_face(img.rgb, face, size=ALIGNED_SIZE) if face is not None else None
     return CheckContext(image=img.rgb, faces=tuple(faces), face=face, aligned=aligned)
