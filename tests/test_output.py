@@ -143,7 +143,11 @@ def test_a_running_scan_holds_its_output_and_the_html_sidecar(tmp_path: Path, sa
     try:
         locks = [_output.lock_path(page.resolve()), _output.lock_path(tmp_path.resolve() / "report.html.jsonl")]
         deadline = time.monotonic() + 120  # a guard against a hang, not a speed test
-        while not all(p.exists() for p in locks) and proc.poll() is None and time.monotonic() < deadline:
+        # A lock file exists a moment before its flock is taken; its holder's pid is written
+        # only after, so wait for the pid: then both outputs are held.
+        held = f"{proc.pid}\n"
+        while (not all(p.exists() and p.read_text() == held for p in locks) and proc.poll() is None
+               and time.monotonic() < deadline):
             time.sleep(0.01)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         for target in (page, tmp_path / "report.html.jsonl"):
