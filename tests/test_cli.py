@@ -5,6 +5,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -174,3 +175,18 @@ def test_max_memory_takes_sizes_and_refuses_nonsense(samples, monkeypatch) -> No
                                  "--device", "cpu", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert seen == {"workers": 1, "budget": 1200 * 2**20}  # 1 GB for the models leaves one worker
+
+
+def test_report_says_it_left_out_a_torn_last_line(samples: Path, tmp_path: Path) -> None:
+    records = tmp_path / "scan.jsonl"
+    result = runner.invoke(app, ["scan", str(samples / "astronaut.png"), "-o", str(records), "--device", "cpu",
+                                 "--fail-on", "never", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    with records.open("a", encoding="utf-8") as fh:
+        fh.write('{"path": "cut off')  # a scan killed in the middle of a record
+    page = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", str(records), "-o", str(page), "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "note: " in said and "ends in a torn line (line 2," in said and "left out" in said
+    assert page.read_text().count('class="card') >= 1

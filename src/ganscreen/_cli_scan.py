@@ -222,9 +222,8 @@ def _render(records_file: Path, html: Path, *, maker: EvidenceMaker | None, evid
         _fail(err, f"cannot read {records_file}: {exc.strerror or exc}")
     except RecordsError as exc:
         _fail(err, f"cannot render {records_file}: {exc.detail}")
-    if loaded.torn_bytes:
-        err.print(escape(f"note: {records_file} ends in a torn line ({loaded.torn_bytes} bytes), "
-                         "left out of the report"), highlight=False)
+    if loaded.note:  # the reader's own words, as campaign --from-scan says them
+        err.print(escape(f"note: {loaded.note}"), highlight=False)
     bar = _progress_bar("rendering", err, enabled=progress)
     try:
         with bar:
