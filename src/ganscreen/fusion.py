@@ -91,14 +91,16 @@ class Fusion:
         self.floors: Mapping[str, Mapping[str, float]] = params.get("floors", {})
 
     def probability(self, results: Mapping[str, CheckResult]) -> float | None:
-        if not any(r.score is not None for r in results.values()):
-            return None
+        return self._score(results)[0] if _judged(results) else None
+
+    def _score(self, results: Mapping[str, CheckResult]) -> tuple[float, dict[str, float]]:
+        """The fused score of judged results, and the floors that lift it."""
         x = features(results, self.checks)
         linear = sigmoid(self.bias + sum(w * x[k] for k, w in self.weights.items()))
         # A floor lifts only a face its check alone would call gan: below the gan threshold
         # the linear fusion ranks faces (a floor check's weak evidence is already in it).
-        lifting = [p for p in self.floor_probabilities(results).values() if p >= self.gan_threshold]
-        return max([linear, *lifting])
+        lifting = {n: p for n, p in self.floor_probabilities(results).items() if p >= self.gan_threshold}
+        return max([linear, *lifting.values()]), lifting
 
     def floor_probabilities(self, results: Mapping[str, CheckResult]) -> dict[str, float]:
         """Each floor check's own calibrated probability (checks that could not judge set none)."""
@@ -129,16 +131,17 @@ class Fusion:
         flags = tuple(dict.fromkeys(f for r in results.values() for f in r.flags))
         if not face_found:
             return Verdict(score=None, verdict=None, flags=flags, reason=NO_FACE_REASON)
-        score = self.probability(results)
-        verdict = self.verdict_for(score)
-        if score is None:  # a face no check could judge is not cleared
+        if not _judged(results):  # a face no check could judge
             return Verdict(score=None, verdict="uncertain", flags=flags, reason="no check could judge this face")
+        score, lifting = self._score(results)
+        verdict = self.verdict_for(score)
         blocking = [self.never_real[f] for f in flags if f in self.never_real]
         if verdict == "real" and blocking:
             return Verdict(score=score, verdict="uncertain", flags=flags, reason=blocking[0])
-        return Verdict(score=score, verdict=verdict, flags=flags, reason=self._reason(score, verdict, results))
+        return Verdict(score=score, verdict=verdict, flags=flags, reason=self._reason(score, verdict, results, lifting))
 
-    def _reason(self, score: float, verdict: VerdictLabel | None, results: Mapping[str, CheckResult]) -> str:
+    def _reason(self, score: float, verdict: VerdictLabel | None, results: Mapping[str, CheckResult],
+                lifting: Mapping[str, float]) -> str:
         shares = self.contributions(results)
         if verdict == "gan":
             head = f"score {score:.2f} at or above the gan threshold {self.gan_threshold:.2f}"
@@ -150,10 +153,14 @@ class Fusion:
             head = f"score {score:.2f} between the real ({self.real_threshold:.2f}) and gan " \
                    f"({self.gan_threshold:.2f}) thresholds"
             drivers = sorted((n for n in shares if shares[n] != 0), key=lambda n: -abs(shares[n]))
-        floors = {n: p for n, p in self.floor_probabilities(results).items() if p >= self.gan_threshold}
-        floor = max(floors, key=floors.__getitem__, default=None)
-        if floor is not None and floors[floor] >= score - 1e-12:  # the floor, not the sum, set the score
+        floor = max(lifting, key=lifting.__getitem__, default=None)
+        if floor is not None and lifting[floor] >= score - 1e-12:  # the floor, not the sum, set the score
             why = next((self.never_real[f] for f in results[floor].flags if f in self.never_real), None)
             return head + f" ({floor} {results[floor].score:.2f} alone puts it there" + (f": {why})" if why else ")")
         said = [f"{n} {results[n].score:.2f}" for n in drivers[:2] if results.get(n) and results[n].score is not None]
         return head + (f" (most weight: {', '.join(said)})" if said else "")
+
+
+def _judged(results: Mapping[str, CheckResult]) -> bool:
+    """Whether any check could judge the face (else there is no score)."""
+    return any(r.score is not None for r in results.values())
