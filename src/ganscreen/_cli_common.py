@@ -21,7 +21,7 @@ from ganscreen._records import one_line
 log = logging.getLogger("ganscreen")
 
 if TYPE_CHECKING:
-    pass
+    from ganscreen._records import RecordsRead
 
 
 EXIT_CLEAN, EXIT_FLAGGED, EXIT_USAGE = 0, 1, 2
@@ -132,3 +132,19 @@ def _progress_bar(label: str, err: Console, *, enabled: bool, transient: bool = 
     """The one progress bar of every command: label, bar, done/total, time left, on stderr."""
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=err, disable=not enabled, transient=transient)
+
+
+def _load_records(path: Path, err: Console, *, purpose: str) -> RecordsRead:
+    """A scan's records by the one reading rule: a file that cannot be read or is not a
+    scan ends the command (one line, exit 2), a torn last line is left out with a note."""
+    from ganscreen._records import RecordsError, read_records
+
+    try:
+        loaded = read_records(path)
+    except OSError as exc:
+        _fail(err, f"cannot read {path}: {exc.strerror or exc}")
+    except RecordsError as exc:
+        _fail(err, f"cannot {purpose} {path}: {exc.detail}")
+    if loaded.note:
+        err.print(escape(f"note: {loaded.note}"), highlight=False)
+    return loaded

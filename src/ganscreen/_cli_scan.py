@@ -19,7 +19,15 @@ if TYPE_CHECKING:
     from ganscreen.images import InputFile
     from ganscreen.report import RecordedFile, RecordWriter, Report
 
-from ganscreen._cli_common import EXIT_CLEAN, EXIT_FLAGGED, _fail, _progress_bar, _stdout, _suffixes
+from ganscreen._cli_common import (
+    EXIT_CLEAN,
+    EXIT_FLAGGED,
+    _fail,
+    _load_records,
+    _progress_bar,
+    _stdout,
+    _suffixes,
+)
 from ganscreen._cli_resume import _open_output, _plan_resume, _read_existing, _settle
 from ganscreen._cli_terminal import _print_table, _StopOnSignals
 from ganscreen._records import outcome
@@ -214,16 +222,9 @@ def _write_evidence(maker: EvidenceMaker, folder: Path, record: dict, err: Conso
 def _render(records_file: Path, html: Path, *, maker: EvidenceMaker | None, evidence_dir: Path | None,
             progress: bool, err: Console) -> None:
     """Render the HTML report of a JSON Lines records file (``scan --format html``, ``report``)."""
-    from ganscreen.html_report import RecordsError, read_records, write_report
+    from ganscreen.html_report import write_report
 
-    try:
-        loaded = read_records(records_file)
-    except OSError as exc:
-        _fail(err, f"cannot read {records_file}: {exc.strerror or exc}")
-    except RecordsError as exc:
-        _fail(err, f"cannot render {records_file}: {exc.detail}")
-    if loaded.note:  # the reader's own words, as campaign --from-scan says them
-        err.print(escape(f"note: {loaded.note}"), highlight=False)
+    loaded = _load_records(records_file, err, purpose="render")
     bar = _progress_bar("rendering", err, enabled=progress)
     try:
         with bar:

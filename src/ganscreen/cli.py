@@ -28,6 +28,7 @@ from ganscreen._cli_common import (
     EXIT_FLAGGED,
     EXIT_USAGE,
     _fail,
+    _load_records,
     _make_folder,
     _one_error_path,
     _parse_bytes,
@@ -336,17 +337,7 @@ def campaign_command(
     if fmt is CampaignFormat.html and output is None:
         _fail(err, "--format html needs -o FILE")
     if from_scan is not None:
-        from ganscreen.html_report import RecordsError, read_records
-
-        try:
-            loaded = read_records(from_scan)
-        except OSError as exc:
-            _fail(err, f"cannot read {from_scan}: {exc.strerror or exc}")
-        except RecordsError as exc:
-            _fail(err, f"cannot use {from_scan}: {exc.detail}")
-        records = loaded.records
-        if loaded.note:
-            err.print(escape(f"note: {loaded.note}"), highlight=False)
+        records = _load_records(from_scan, err, purpose="use").records
         roots = [str(p) for p in given] if given else None
     else:
         records = _campaign_scan(given, device=device.value, progress=progress, err=err)
