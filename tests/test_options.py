@@ -126,19 +126,27 @@ def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline, "default_checks", lambda device="cpu": [])
 
 
-def test_device_auto_on_cuda_gives_both_engines_batch_32_and_ray_a_gpu(
-        fake_cuda: None, samples: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ganscreen import pipeline, ray_engine
-    from ganscreen.cli import app
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every Screener built while the test runs (the CLI builds its own), in order."""
+    from ganscreen import pipeline
 
-    built: list[Any] = []
+    screeners: list[Any] = []
     real_init = pipeline.Screener.__init__
 
     def spy(self: Any, **kwargs: Any) -> None:
         real_init(self, **kwargs)
-        built.append(self)
+        screeners.append(self)
 
     monkeypatch.setattr(pipeline.Screener, "__init__", spy)
+    return screeners
+
+
+def test_device_auto_on_cuda_gives_both_engines_batch_32_and_ray_a_gpu(
+        fake_cuda: None, samples: Path, monkeypatch: pytest.MonkeyPatch, built: list[Any]) -> None:
+    from ganscreen import ray_engine
+    from ganscreen.cli import app
+
     result = runner.invoke(app, ["scan", str(samples / "astronaut.png"), "--fail-on", "never", "--no-progress"])
     assert result.exit_code == 0, result.output
     [local] = built
@@ -211,19 +219,10 @@ def test_cuda_availability_is_asked_of_torch(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_the_cli_picks_automatic_workers_with_one_torch_thread_each(
-        fake_cuda: None, samples: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ganscreen import pipeline
+        fake_cuda: None, samples: Path, monkeypatch: pytest.MonkeyPatch, built: list[Any]) -> None:
     from ganscreen.cli import app
 
     monkeypatch.setattr(_scheduling, "usable_cpus", lambda: 4)
-    built: list[Any] = []
-    real_init = pipeline.Screener.__init__
-
-    def spy(self: Any, **kwargs: Any) -> None:
-        real_init(self, **kwargs)
-        built.append(self)
-
-    monkeypatch.setattr(pipeline.Screener, "__init__", spy)
     for extra, workers, threads in [([], 4, 1), (["--workers", "1"], 1, None), (["--workers", "2"], 2, 1)]:
         result = runner.invoke(app, ["scan", str(samples / "astronaut.png"), "--max-memory", "100G",
                                      "--fail-on", "never", "--no-progress", *extra])
