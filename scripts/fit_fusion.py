@@ -54,6 +54,10 @@ ASYMMETRY_FEATURES = {"lens_asymmetry": +1.0, "temple_asymmetry": +1.0, "orienta
 BACKDROP_FEATURES = {"coherence": -1, "smear": -1, "mirror": +1, "textured_fraction": -1}
 # Flags that forbid a "real" verdict, with the reason the record gives instead.
 NEVER_REAL = {"ffhq_alignment": "on the StyleGAN/FFHQ template: generated, or lifted from a public face dataset"}
+# Flags whose own rule sits at the gan threshold's operating point (1 % of ordinary real
+# photos): a face carrying one scores at least the gan threshold (fusion.Fusion, flag floors).
+FLAG_FLOORS = {"ffhq_recrop": "a crop of a StyleGAN/FFHQ-aligned frame: a re-cropped generated face, "
+                              "or a crop of a public face dataset's photo"}
 SEED = 0
 
 
@@ -333,8 +337,9 @@ def main() -> None:
 
     # The version names the fitted numbers, not only the day: records carry it, and a resumed
     # scan keeps a record only if it was made by the same version.
+    flag_floors = {flag: {"probability": round(gan_t, 5), "why": why} for flag, why in FLAG_FLOORS.items()}
     fitted = json.dumps({"bias": bias, "weights": weights, "floors": floors, "gan": round(gan_t, 5),
-                         "real": round(real_t, 5)}, sort_keys=True)
+                         "real": round(real_t, 5), "flag_floors": flag_floors}, sort_keys=True)
     version = f"fusion-{dt.date.today().isoformat()}-{hashlib.sha256(fitted.encode()).hexdigest()[:8]}"
     checks_json = {
         "version": "checks-" + dt.date.today().isoformat(),
@@ -351,6 +356,7 @@ def main() -> None:
         "bias": bias,
         "weights": weights,
         "floors": floors,
+        "flag_floors": flag_floors,
         "thresholds": {"gan": round(gan_t, 5), "real": round(real_t, 5)},
         "never_real": NEVER_REAL,
         "operating_point": {
@@ -366,8 +372,10 @@ def main() -> None:
     # Flag rates on ordinary real photos are measured on other sources after a fit (model
     # card); keep them so the report's texts and their test stay in step until re-measured.
     previous = json.loads((models / "checks.json").read_text()) if (models / "checks.json").exists() else {}
-    if "flag_rates" in previous:
-        checks_json["flag_rates"] = previous["flag_rates"]
+    # So are the geometry check's re-crop threshold (set on ordinary real photos, model card).
+    for kept in ("geometry", "flag_rates"):
+        if kept in previous:
+            checks_json[kept] = previous[kept]
     # Whole or not at all: a half-written model file would fail its checksum at every start.
     write_text_atomic(models / "checks.json", json.dumps(checks_json, indent=2) + "\n")
     write_text_atomic(models / "fusion.json", json.dumps(fusion_json, indent=2) + "\n")

@@ -152,7 +152,7 @@ def test_json_schema_keys(summary: dict) -> None:
     assert set(test) == {"name", "observed", "total", "base_rate", "base_rate_source", "base_rate_measured",
                          "expected", "p_value", "log10_p", "text"}
     assert [t["name"] for t in summary["statistics"]["tests"]] == [
-        "ffhq_alignment", "glasses_asymmetry", "backdrop_distortion", "cnn_artifacts", "verdict_gan"]
+        "ffhq_alignment", "ffhq_recrop", "glasses_asymmetry", "backdrop_distortion", "cnn_artifacts", "verdict_gan"]
     # The five copies are one distinct photo.
     assert (test["observed"], test["total"]) == (1, 1)
     json.dumps(summary, allow_nan=False)

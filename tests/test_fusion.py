@@ -114,3 +114,28 @@ def test_a_floor_below_the_gan_threshold_changes_nothing_and_an_unjudged_check_s
     unjudged = {"geometry": CheckResult(score=None, reason="face cut off"), "cnn": CheckResult(score=0.3)}
     assert fusion.floor_probabilities(unjudged) == {}
     assert fusion.probability(unjudged) == pytest.approx(linear.probability(unjudged))
+
+
+def test_a_crop_of_a_stylegan_frame_scores_at_least_the_gan_threshold_and_says_why() -> None:
+    fusion = Fusion()
+    weak = {"geometry": CheckResult(score=0.01), "cnn": CheckResult(score=0.05), "backdrop": CheckResult(score=0.1)}
+    cleared = fusion.decide(weak)
+    assert cleared.verdict == "real"
+    recropped = fusion.decide(dict(weak, geometry=CheckResult(score=0.01, flags=("ffhq_recrop",))))
+    assert recropped.verdict == "gan"
+    assert recropped.score == pytest.approx(fusion.gan_threshold)
+    assert recropped.reason is not None and "ffhq_recrop alone puts it there" in recropped.reason
+    assert "crop of a StyleGAN/FFHQ-aligned frame" in recropped.reason
+    # A stronger fused score is kept, and the reason then names the checks, not the flag.
+    strong = {"geometry": CheckResult(score=0.3, flags=("ffhq_recrop",)), "cnn": CheckResult(score=0.9999)}
+    decided = fusion.decide(strong)
+    assert decided.score is not None and decided.score > fusion.gan_threshold
+    assert decided.reason is not None and "ffhq_recrop alone" not in decided.reason
+
+
+def test_without_flag_floors_the_recrop_flag_moves_nothing() -> None:
+    params = dict(load_json("fusion.json"))
+    params.pop("flag_floors")
+    fusion = Fusion(params)
+    weak = {"geometry": CheckResult(score=0.01, flags=("ffhq_recrop",)), "cnn": CheckResult(score=0.05)}
+    assert fusion.decide(weak).verdict == "real"

@@ -8,7 +8,7 @@ from PIL import Image
 from ganscreen import Screener
 from ganscreen._assets import load_json
 from ganscreen.checks import CheckContext
-from ganscreen.checks.geometry import FLAG, GeometryCheck
+from ganscreen.checks.geometry import FLAG, RECROP_FLAG, GeometryCheck, recrop_fit
 from ganscreen.faces import Face, FaceDetector, ffhq_align
 
 
@@ -77,3 +77,59 @@ def test_says_when_it_cannot_judge(detector: FaceDetector, astronaut: np.ndarray
     assert several.score is None and "several" in (several.reason or "")
     small = Face(box=astronaut_face.box / 4, landmarks=astronaut_face.landmarks / 4, confidence=0.99)
     assert check.run(_ctx(astronaut, [astronaut_face, small])).score is not None
+
+
+def _template_face(side: int, keep: tuple[float, float], offset: tuple[float, float],
+                   degrees: float = 0.0) -> CheckContext:
+    """A face whose landmarks are the template's after cropping the window ``offset`` +
+    ``keep`` (fractions of the frame) and resizing it to ``side`` px, optionally rolled."""
+    points = np.asarray(load_json("ffhq_template.json")["points"], np.float64)
+    norm = (points - np.asarray(offset)) / np.asarray(keep)
+    if degrees:
+        c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+        centre = norm.mean(axis=0)
+        norm = (norm - centre) @ np.array([[c, -s], [s, c]]).T + centre
+    landmarks = (norm * side).astype(np.float32)
+    x1, y1 = landmarks.min(axis=0) - 0.08 * side
+    x2, y2 = landmarks.max(axis=0) + 0.08 * side
+    face = Face(box=np.array([x1, y1, x2, y2], np.float32), landmarks=landmarks, confidence=1.0)
+    image = np.zeros((side, side, 3), np.uint8)
+    return CheckContext(image=image, faces=(face,), face=face, aligned=None)
+
+
+def test_recrop_fit_recovers_the_crop_window_of_a_template_face() -> None:
+    check = GeometryCheck()
+    keep, offset = (0.8, 0.72), (0.05, 0.2)
+    norm = (check.points - np.asarray(offset)) / np.asarray(keep)
+    error, fitted, outside = recrop_fit(norm, check.points, check.spread)
+    assert error == pytest.approx(0.0, abs=1e-9)
+    assert fitted == pytest.approx(keep)
+    assert outside == pytest.approx(0.0, abs=1e-9)
+    # A window that would reach past the frame's right edge says by how much.
+    _, _, outside = recrop_fit((check.points - np.array([0.35, 0.0])) / 0.8, check.points, check.spread)
+    assert outside == pytest.approx(0.15)
+
+
+def test_a_recropped_template_face_gets_the_recrop_flag_not_the_template_flag() -> None:
+    check = GeometryCheck()
+    result = check.run(_template_face(512, keep=(0.8, 0.75), offset=(0.1, 0.05)))
+    assert result.flags == (RECROP_FLAG,)
+    assert result.score is not None and result.score < 0.5  # the score is the template's alone
+    assert result.measures["recrop_keep_x"] == pytest.approx(0.8, abs=0.01)
+    assert check.run(_template_face(512, keep=(1.0, 1.0), offset=(0.0, 0.0))).flags == (FLAG,)
+
+
+@pytest.mark.parametrize(("keep", "offset", "degrees"), [
+    ((0.8, 0.75), (0.1, 0.05), 6.0),  # rolled: the eyes are not level
+    ((2.0, 2.0), (-0.5, -0.5), 0.0),  # a small face in a wide photo: the frame is inside the window
+    ((0.4, 0.4), (0.3, 0.3), 0.0),  # tighter than any re-crop that keeps the face's surroundings
+])
+def test_faces_that_are_no_recrop_of_a_stylegan_frame_get_no_flag(
+        keep: tuple[float, float], offset: tuple[float, float], degrees: float) -> None:
+    result = GeometryCheck().run(_template_face(512, keep=keep, offset=offset, degrees=degrees))
+    assert RECROP_FLAG not in result.flags and FLAG not in result.flags
+
+
+def test_without_a_recrop_threshold_the_recrop_flag_never_fires() -> None:
+    check = GeometryCheck(params={})
+    assert check.run(_template_face(512, keep=(0.8, 0.75), offset=(0.1, 0.05))).flags == ()

@@ -79,7 +79,7 @@ def toy() -> Iterator[CheckSpec]:
 def test_shipped_checks_declare_themselves() -> None:
     specs = registered()
     assert [s.name for s in specs] == ["geometry", "glasses", "backdrop", "cnn"]
-    assert list(flags()) == ["ffhq_alignment", "glasses_asymmetry", "backdrop_distortion", "cnn_artifacts"]
+    assert list(flags()) == ["ffhq_alignment", "ffhq_recrop", "glasses_asymmetry", "backdrop_distortion", "cnn_artifacts"]
     assert all(s.presentation is not None and s.presentation.file for s in specs)
     checks = build_checks("cpu")
     assert [c.name for c in checks] == [s.name for s in specs]

@@ -11,6 +11,10 @@ A linear fusion caps what one check can say: a face exactly on the StyleGAN temp
 *floor* check's own probability (its score's logit through a logistic calibration fitted on
 the same population) reaches the gan threshold, it is the least the fused score can be: a
 face that check alone calls GAN-generated is called so by the verdict too. The floors are in ``fusion.json`` (``floors``).
+A *flag floor* (``flag_floors``) does the same for a flag whose own rule was set at the gan
+threshold's operating point: a face carrying it scores at least the gan threshold. The
+geometry check's ``ffhq_recrop`` (a crop of a StyleGAN/FFHQ-aligned frame, flagged on 1 % of
+ordinary real photos) is one: it is what is left of the alignment once a GAN face is re-cropped.
 
 Two rules sit on top of the threshold, both in ``fusion.json``:
 
@@ -89,6 +93,7 @@ class Fusion:
         self.operating_point: Mapping[str, Any] = params.get("operating_point", {})
         self.never_real: Mapping[str, str] = params.get("never_real", {})
         self.floors: Mapping[str, Mapping[str, float]] = params.get("floors", {})
+        self.flag_floors: Mapping[str, Mapping[str, Any]] = params.get("flag_floors", {})
 
     def probability(self, results: Mapping[str, CheckResult]) -> float | None:
         return self._score(results)[0] if _judged(results) else None
@@ -100,6 +105,9 @@ class Fusion:
         # A floor lifts only a face its check alone would call gan: below the gan threshold
         # the linear fusion ranks faces (a floor check's weak evidence is already in it).
         lifting = {n: p for n, p in self.floor_probabilities(results).items() if p >= self.gan_threshold}
+        flags = {f for r in results.values() for f in r.flags}
+        lifting.update({f: max(float(floor["probability"]), self.gan_threshold)
+                        for f, floor in self.flag_floors.items() if f in flags})
         return max([linear, *lifting.values()]), lifting
 
     def floor_probabilities(self, results: Mapping[str, CheckResult]) -> dict[str, float]:
@@ -155,6 +163,8 @@ class Fusion:
             drivers = sorted((n for n in shares if shares[n] != 0), key=lambda n: -abs(shares[n]))
         floor = max(lifting, key=lifting.__getitem__, default=None)
         if floor is not None and lifting[floor] >= score - 1e-12:  # the floor, not the sum, set the score
+            if floor in self.flag_floors:
+                return head + f" ({floor} alone puts it there: {self.flag_floors[floor]['why']})"
             why = next((self.never_real[f] for f in results[floor].flags if f in self.never_real), None)
             return head + f" ({floor} {results[floor].score:.2f} alone puts it there" + (f": {why})" if why else ")")
         said = [f"{n} {results[n].score:.2f}" for n in drivers[:2] if results.get(n) and results[n].score is not None]

@@ -5,6 +5,16 @@ the square frame, and the generator reproduces that. The template (``ffhq_templa
 holds those positions as fractions of the image size, fitted on MTCNN landmarks of GAN
 images by ``scripts/fit_template.py``. Deviations are measured as fractions of the image
 size (so uniform rescaling changes nothing), and reported in pixels and eye-distance units.
+
+A re-crop (keep part of each side at some offset, resize) moves the eyes off the template
+but keeps the face an axis-aligned scaling of a template face: per axis, the landmarks'
+fractions ``n`` satisfy ``template = keep · n + offset``. The check fits ``keep`` and
+``offset`` per axis (least squares, each landmark weighted by the template's spread), and
+calls the face a re-crop of a StyleGAN frame (flag ``ffhq_recrop``) when the fitted window
+keeps 60–125 % of each side (over 100 %: the faces' own proportions), leaves the original
+frame by little and the fit's residual (in
+template spreads) is small: the eyes level, the nose and mouth where StyleGAN puts them
+relative to the eyes. The threshold is set on ordinary real photos (``checks.json``).
 """
 
 from __future__ import annotations
@@ -33,13 +43,23 @@ __all__ = [
     "CUT_OFF_MARGIN",
     "DRAWING_SIDE",
     "FLAG",
+    "RECROP_FLAG",
+    "RECROP_KEEP",
+    "RECROP_MAX_OUTSIDE",
     "SECOND_FACE_AREA",
     "SPEC",
     "STEEPNESS",
     "GeometryCheck",
+    "recrop_fit",
 ]
 
 FLAG = "ffhq_alignment"
+RECROP_FLAG = "ffhq_recrop"
+# Defaults of checks.json's geometry rule: a re-crop window keeps this share of each side
+# (over 1: a face's own proportions differ from the template's) ...
+RECROP_KEEP = (0.6, 1.25)
+# ... and leaves the original frame by at most this much (fractions of its side, summed).
+RECROP_MAX_OUTSIDE = 0.15
 # A second face at least this large (relative to the primary) makes "the" face ambiguous.
 SECOND_FACE_AREA = 0.5
 # A face whose box runs this far (fraction of its size) past the border is cut off.
@@ -51,10 +71,18 @@ STEEPNESS = 3.0
 class GeometryCheck:
     name = "geometry"
 
-    def __init__(self, template: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, template: Mapping[str, Any] | None = None,
+                 params: Mapping[str, Any] | None = None) -> None:
         template = template if template is not None else load_json("ffhq_template.json")
+        params = params if params is not None else load_json("checks.json").get("geometry", {})
         self.points = np.asarray(template["points"], np.float64)  # (5, 2) fractions of W, H
+        # (5, 2) the GAN faces' spread around the template: the re-crop fit's weights
+        self.spread = np.asarray(template.get("std", np.ones((5, 2))), np.float64)
         self.threshold = float(template["on_template_threshold"])
+        self.recrop_threshold = float(params.get("recrop_threshold", 0.0))  # 0: never flags
+        low, high = params.get("recrop_keep", RECROP_KEEP)
+        self.recrop_keep = (float(low), float(high))
+        self.recrop_max_outside = float(params.get("recrop_max_outside", RECROP_MAX_OUTSIDE))
         self.version = str(template["version"])
 
     def run(self, ctx: CheckContext) -> CheckResult:
@@ -82,8 +110,21 @@ class GeometryCheck:
             "eye_distance_ratio": face.eye_distance / template_eye_px,
             "square": abs(width - height) <= 0.02 * max(width, height),
         }
-        flags = (FLAG,) if eye_error <= self.threshold else ()
+        crop_error, keep, outside = recrop_fit(norm, self.points, self.spread)
+        measures.update({"recrop_error": crop_error, "recrop_keep_x": keep[0], "recrop_keep_y": keep[1],
+                         "recrop_outside": outside})
+        if eye_error <= self.threshold:
+            flags: tuple[str, ...] = (FLAG,)
+        elif self._recrop(crop_error, keep, outside):
+            flags = (RECROP_FLAG,)
+        else:
+            flags = ()
         return CheckResult(score=score, measures=measures, flags=flags)
+
+    def _recrop(self, error: float, keep: tuple[float, float], outside: float) -> bool:
+        low, high = self.recrop_keep
+        return (error <= self.recrop_threshold and all(low <= k <= high for k in keep)
+                and outside <= self.recrop_max_outside)
 
     def draw(self, ctx: CheckContext) -> Drawing:
         """The whole photo with the detected landmarks (cyan dots), the template points
@@ -130,6 +171,22 @@ class GeometryCheck:
 DRAWING_SIDE = 512  # longer side of the evidence drawing
 
 
+def recrop_fit(norm: np.ndarray, points: np.ndarray, spread: np.ndarray) -> tuple[float, tuple[float, float], float]:
+    """Fit ``points ≈ keep · norm + offset`` per axis (weights 1 / spread): the residual's
+    root mean square in spreads, the kept share of each side, and how far the fitted window
+    ``[offset, offset + keep]`` leaves the original frame (summed over its four edges)."""
+    residuals, keeps, outside = [], [], 0.0
+    for axis in (0, 1):
+        weight = 1.0 / spread[:, axis]
+        design = np.stack([norm[:, axis], np.ones(len(norm))], axis=1) * weight[:, None]
+        (keep, offset), *_ = np.linalg.lstsq(design, points[:, axis] * weight, rcond=None)
+        residuals.append((keep * norm[:, axis] + offset - points[:, axis]) * weight)
+        keeps.append(float(keep))
+        outside += max(0.0, -offset) + max(0.0, offset + keep - 1.0)
+    error = float(np.sqrt(np.mean(np.concatenate(residuals) ** 2)))
+    return error, (keeps[0], keeps[1]), float(outside)
+
+
 def _cut_off(box: np.ndarray, width: int, height: int) -> bool:
     x1, y1, x2, y2 = (float(v) for v in box)
     mx, my = CUT_OFF_MARGIN * (x2 - x1), CUT_OFF_MARGIN * (y2 - y1)
@@ -145,8 +202,15 @@ SPEC = CheckSpec(
                     "lifted from FFHQ-style datasets); fires on 4 % of ordinary real photos",
         words="FFHQ-aligned eyes",
         campaign="sit on the StyleGAN (FFHQ) alignment template",
-    ),),
-    csv_columns=("score", "eye_error", "eye_error_px", "eye_error_eyes"),
+    ), Flag(
+        RECROP_FLAG,
+        description="the face is a crop of a StyleGAN/FFHQ-aligned frame: eyes level and features "
+                    "where StyleGAN puts them after an axis-aligned crop and resize (a re-cropped "
+                    "generated face, or a crop of a dataset photo); fires on 0.6 % of ordinary real photos",
+        words="re-cropped FFHQ frame",
+        campaign="are crops of a StyleGAN (FFHQ) aligned frame",
+    )),
+    csv_columns=("score", "eye_error", "eye_error_px", "eye_error_eyes", "recrop_error"),
     presentation=Presentation(
         title="Geometry: eyes on the StyleGAN template?",
         labels={
@@ -156,6 +220,10 @@ SPEC = CheckSpec(
             "landmark_error_eyes": "mean landmark deviation (eye distances)",
             "eye_distance_ratio": "eye distance / template's",
             "square": "square image",
+            "recrop_error": "fit to the template after a re-crop (template spreads)",
+            "recrop_keep_x": "re-crop: kept share of the width",
+            "recrop_keep_y": "re-crop: kept share of the height",
+            "recrop_outside": "re-crop window outside the frame (fraction)",
         },
         legend="Cyan dots: detected landmarks. Magenta crosses: where StyleGAN (FFHQ) puts them, "
                "as fractions of the frame. Magenta ellipses: the on-template zone of each eye. "
