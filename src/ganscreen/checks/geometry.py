@@ -12,9 +12,9 @@ fractions ``n`` satisfy ``template = keep · n + offset``. The check fits ``keep
 ``offset`` per axis (least squares, each landmark weighted by the template's spread), and
 calls the face a re-crop of a StyleGAN frame (flag ``ffhq_recrop``) when the fitted window
 keeps 60–125 % of each side (over 100 %: the faces' own proportions), leaves the original
-frame by little and the fit's residual (in
-template spreads) is small: the eyes level, the nose and mouth where StyleGAN puts them
-relative to the eyes. The threshold is set on ordinary real photos (``checks.json``).
+frame by little, and the fit's residual (in template spreads) is small: the eyes level, the
+nose and mouth where StyleGAN puts them relative to the eyes. The threshold is set on
+ordinary real photos (``checks.json``). The score stays the template's alone.
 """
 
 from __future__ import annotations
