@@ -2,6 +2,7 @@
 
     python scripts/train_cnn.py --detections scratch/detections.jsonl   # the shipped model (~30 min, 2 cores)
     python scripts/train_cnn.py --epochs 1 --max-per-class 8 --out /tmp/tiny   # smoke run
+    python scripts/train_cnn.py --evaluate models/cnn.safetensors --canonical-eye-px 60 --canonical-jpeg 60
 
 Faces are found with the pipeline's own face stage (MTCNN) and cached as face regions
 (``--cache``). Whole sources are held out for validation (``--holdout``): the model never
@@ -41,6 +42,7 @@ from ganscreen.images import ImageLoadError, load_image  # noqa: E402
 from ganscreen.model import (  # noqa: E402
     ModelConfig,
     build_model,
+    canonical_face,
     cnn_crop,
     count_parameters,
     load_model,
@@ -176,6 +178,8 @@ def augment(sample: Sample, rng: np.random.Generator, config: ModelConfig) -> np
     if rng.random() < 0.3:  # re-cropped copies, so alignment is never the clue
         region, points = recrop(region, points, rng)
     region, points = launder(region, points, rng)
+    # As inference sees it (cnn.json), with room for the framing jitter below.
+    region, points = canonical_face(region, points, config, zoom=0.6 * config.zoom)
     # Framing jitter: zoom, shift and rotate the landmarks before the standard crop.
     centre = points.mean(axis=0)
     theta = math.radians(rng.uniform(-8, 8))
@@ -313,6 +317,7 @@ def variant_crops(samples: list[Sample], config: ModelConfig, variant: str, seed
             region, points = recrop(region, points, rng)
         elif variant == "degraded":
             region, points = degrade(region, points)
+        region, points = canonical_face(region, points, config)  # as inference sees it (cnn.json)
         face = Face(box=np.zeros(4, np.float32), landmarks=np.asarray(points, np.float32), confidence=1.0)
         crops.append(cnn_crop(region, face, size=config.input_size, zoom=config.zoom))
     return crops
@@ -348,7 +353,8 @@ def train(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     config = ModelConfig(input_size=args.input_size, zoom=args.zoom, arch=args.arch,
                          widths=tuple(args.widths) if args.widths else
-                         ((32, 64, 128) if args.arch == "patchnet" else ModelConfig().widths))
+                         ((32, 64, 128) if args.arch == "patchnet" else ModelConfig().widths),
+                         canonical_eye_px=args.canonical_eye_px, canonical_jpeg=args.canonical_jpeg)
     samples = build_cache(args.data, args.cache, max_per_class=args.max_per_class, seed=args.seed,
                           detections=args.detections)
     train_set, held = split(samples, args.holdout, args.data)
@@ -434,6 +440,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--input-size", type=int, default=128)
+    ap.add_argument("--canonical-eye-px", type=float, default=None,
+                    help="inference's canonical copy: eyes at most this far apart (cnn.json; default off)")
+    ap.add_argument("--canonical-jpeg", type=int, default=None,
+                    help="inference's canonical copy: JPEG quality (cnn.json; default off)")
     ap.add_argument("--zoom", type=float, default=1.3, help="crop zoom about the canonical layout (1.0: FFHQ framing)")
     ap.add_argument("--arch", choices=["facenet", "patchnet"], default="facenet")
     ap.add_argument("--widths", type=int, nargs="*", default=None)
@@ -442,8 +452,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-per-class", type=int, default=None, help="subsample (smoke runs)")
     ap.add_argument("--max-steps", type=int, default=None, help="cap steps per epoch (smoke runs)")
+    ap.add_argument("--evaluate", type=Path, default=None, metavar="WEIGHTS",
+                    help="train nothing: score these weights on the held-out sources (as found, "
+                         "re-cropped, degraded) with this run's input settings (e.g. --canonical-*)")
     return ap.parse_args(argv)
 
 
+def evaluate_weights(args: argparse.Namespace) -> dict:
+    """Held-out metrics of existing weights under this run's input settings: the same
+    function and the same re-crops as a training run's per-epoch validation."""
+    torch.set_num_threads(args.threads)
+    config = ModelConfig(input_size=args.input_size, zoom=args.zoom, arch=args.arch,
+                         widths=tuple(args.widths) if args.widths else ModelConfig().widths,
+                         canonical_eye_px=args.canonical_eye_px, canonical_jpeg=args.canonical_jpeg)
+    samples = build_cache(args.data, args.cache, max_per_class=args.max_per_class, seed=args.seed,
+                          detections=args.detections)
+    _, held = split(samples, args.holdout, args.data)
+    if not held:
+        raise SystemExit("no held-out faces to score")
+    model = load_model(args.evaluate, config)
+    result = evaluate(model, held, config)
+    return {"weights": str(args.evaluate), "config": config.to_dict(),
+            "n_held_out": len(held), "n_gan": sum(s.label for s in held),
+            "all": {variant: result[variant]["all"] for variant in result}, "per_source": result}
+
+
 if __name__ == "__main__":
-    print(json.dumps(train(parse_args()), indent=2))
+    arguments = parse_args()
+    print(json.dumps(evaluate_weights(arguments) if arguments.evaluate else train(arguments), indent=2))

@@ -142,6 +142,20 @@ def test_tiny_training_run_end_to_end(tmp_path, samples) -> None:  # noqa: ANN00
     model = load_model(out / "cnn.safetensors", ModelConfig.from_dict(
         __import__("json").loads((out / "cnn.json").read_text())))
     assert count_parameters(model) == count_parameters(FaceNet())
+    # --evaluate scores those weights on held-out sources, under the canonical copy if asked.
+    results = {}
+    for extra in ([], ["--canonical-eye-px", "30", "--canonical-jpeg", "60"]):
+        results[bool(extra)] = train_cnn.evaluate_weights(train_cnn.parse_args([
+            "--data", str(data), "--cache", str(tmp_path / "cache"), "--holdout", "gan/upsampled",
+            "real/photos", "--evaluate", str(out / "cnn.safetensors"), *extra]))
+    for result in results.values():
+        assert result["n_held_out"] == 6 and result["n_gan"] == 3
+        assert set(result["all"]) == {"as_found", "recropped", "degraded"}
+    assert results[True]["config"]["canonical_eye_px"] == 30.0
+    assert "canonical_eye_px" not in results[False]["config"]
+    # The copy changes what the network sees: the held-out real photos score differently.
+    means = [r["per_source"]["as_found"]["real/photos"]["mean_score"] for r in results.values()]
+    assert means[0] != means[1]
 
 
 def test_real_photo_scores_low_and_training_gan_scores_high(cnn: CnnCheck, detector: FaceDetector,

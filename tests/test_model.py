@@ -8,15 +8,18 @@ coordinates, so a landmark that lands in the wrong place shows up as a wrong col
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from ganscreen._assets import asset_path, load_json
+from ganscreen.checks import CheckContext
 from ganscreen.checks.cnn import CnnCheck
 from ganscreen.faces import CANONICAL_LANDMARKS, Face
 from ganscreen.model import (
@@ -26,6 +29,7 @@ from ganscreen.model import (
     ModelConfig,
     PatchNet,
     build_model,
+    canonical_face,
     cnn_crop,
     count_parameters,
     load_model,
@@ -102,7 +106,8 @@ def test_weights_of_another_shape_are_refused(tmp_path: Path) -> None:
 
 
 def test_config_round_trips_and_names_its_architecture() -> None:
-    for config in (ModelConfig(), ModelConfig(arch="patchnet", widths=(32, 64, 128), zoom=1.5)):
+    for config in (ModelConfig(), ModelConfig(arch="patchnet", widths=(32, 64, 128), zoom=1.5),
+                   ModelConfig(canonical_eye_px=60.0, canonical_jpeg=60)):
         assert ModelConfig.from_dict(config.to_dict()) == config
     legacy = {k: v for k, v in ModelConfig().to_dict().items() if k != "arch"}
     assert ModelConfig.from_dict(legacy).arch == "facenet"
@@ -178,6 +183,61 @@ def test_crop_zooms_in_rather_than_filling_past_the_border() -> None:
     assert np.count_nonzero(row == 0) <= 4
     # Zoomed in: the crop spans fewer source pixels than the canonical one.
     assert np.ptp(row) < 0.8 * np.ptp(centred[INPUT_SIZE // 2, :, 0].astype(int))
+
+
+# --------------------------------------------------------------------------- canonical copy
+
+def test_canonical_copy_off_leaves_photo_and_landmarks_alone() -> None:
+    image = _coordinate_image()
+    landmarks = _tilted_landmarks()
+    region, points = canonical_face(image, landmarks, ModelConfig())
+    assert region is image and np.allclose(points, landmarks)
+
+
+def test_canonical_copy_shrinks_the_eyes_to_the_limit_and_keeps_the_crop() -> None:
+    image = _coordinate_image()
+    landmarks = _tilted_landmarks(scale=260)  # eyes about 87 px apart
+    config = ModelConfig(canonical_eye_px=40.0, canonical_jpeg=None)
+    region, points = canonical_face(image, landmarks, config)
+    assert abs(float(np.linalg.norm(points[1] - points[0])) - 40.0) < 1.0
+    assert region.shape[0] < image.shape[0] and region.shape[1] < image.shape[1]
+    # Without JPEG the crop of the canonical copy is the photo's crop, only softer.
+    ours = cnn_crop(region, _face(landmarks), landmarks=points).astype(float)
+    theirs = cnn_crop(image, _face(landmarks)).astype(float)
+    assert np.abs(ours - theirs).mean() < 3.0
+    # Never enlarged: a face already smaller than the limit keeps its pixels.
+    _, small = canonical_face(image, _tilted_landmarks(scale=90), config)
+    assert abs(float(np.linalg.norm(small[1] - small[0])) - float(np.linalg.norm(
+        _tilted_landmarks(scale=90)[1] - _tilted_landmarks(scale=90)[0]))) < 1e-6
+
+
+def test_canonical_copy_keeps_the_photo_border_where_it_was() -> None:
+    image = _coordinate_image()
+    config = ModelConfig(canonical_eye_px=1000.0, canonical_jpeg=None)  # crop the region only
+    for centre in ((70, 250), (256, 250), (440, 400)):
+        landmarks = _tilted_landmarks(scale=260, degrees=0, centre=centre)
+        region, points = canonical_face(image, landmarks, config)
+        ours = cnn_crop(region, _face(landmarks), landmarks=points).astype(int)
+        # The same crop up to interpolation rounding (a pixel shift in fixed-point maths).
+        assert np.abs(ours - cnn_crop(image, _face(landmarks)).astype(int)).max() <= 1
+
+
+def test_cnn_check_crops_the_canonical_copy_its_config_names(astronaut: np.ndarray, astronaut_face: Face) -> None:
+    shipped = CnnCheck(device="cpu")
+    cnn = CnnCheck(device="cpu")
+    cnn.config = dataclasses.replace(cnn.config, canonical_eye_px=60.0, canonical_jpeg=60)
+    # The astronaut enlarged 3x: eyes about 130 px apart, beyond the limit.
+    big = cv2.resize(astronaut, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+    landmarks = astronaut_face.landmarks * 3
+    face = Face(box=astronaut_face.box * 3, landmarks=landmarks, confidence=astronaut_face.confidence)
+    crop = cnn.prepare(CheckContext(image=big, faces=(face,), face=face, aligned=None))
+    region, points = canonical_face(big, landmarks, cnn.config)
+    assert np.array_equal(crop, cnn_crop(region, face, landmarks=points))
+    assert abs(float(np.linalg.norm(points[1] - points[0])) - cnn.config.canonical_eye_px) < 1.0
+    plain = cnn_crop(big, face)
+    assert np.abs(crop.astype(float) - plain.astype(float)).mean() > 0.5  # it is not the plain crop
+    # The shipped cnn.json names no canonical copy (measured, not adopted: model card).
+    assert np.array_equal(shipped.prepare(CheckContext(image=big, faces=(face,), face=face, aligned=None)), plain)
 
 
 def test_to_tensor_normalises_channels_in_order() -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "ModelConfig",
     "PatchNet",
     "build_model",
+    "canonical_face",
     "cnn_crop",
     "count_parameters",
     "load_model",
@@ -56,16 +57,28 @@ class ModelConfig:
     mean: tuple[float, float, float] = MEAN
     std: tuple[float, float, float] = STD
     arch: str = "facenet"  # "facenet" (whole-crop residual CNN) or "patchnet" (patch logits averaged)
+    # Inference-time canonical copy (:func:`canonical_face`): the face shrunk so its eyes are
+    # at most this many pixels apart, then re-encoded as JPEG at this quality. ``None``: off.
+    canonical_eye_px: float | None = None
+    canonical_jpeg: int | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        eye, quality = data.get("canonical_eye_px"), data.get("canonical_jpeg")
         return cls(widths=tuple(data["widths"]), input_size=int(data["input_size"]),
                    zoom=float(data["zoom"]), mean=tuple(data["mean"]), std=tuple(data["std"]),
-                   arch=str(data.get("arch", "facenet")))
+                   arch=str(data.get("arch", "facenet")),
+                   canonical_eye_px=None if eye is None else float(eye),
+                   canonical_jpeg=None if quality is None else int(quality))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"arch": self.arch, "widths": list(self.widths), "input_size": self.input_size,
-                "zoom": self.zoom, "mean": list(self.mean), "std": list(self.std)}
+        out: dict[str, Any] = {"arch": self.arch, "widths": list(self.widths), "input_size": self.input_size,
+                               "zoom": self.zoom, "mean": list(self.mean), "std": list(self.std)}
+        if self.canonical_eye_px is not None:
+            out["canonical_eye_px"] = self.canonical_eye_px
+        if self.canonical_jpeg is not None:
+            out["canonical_jpeg"] = self.canonical_jpeg
+        return out
 
 
 class _Block(nn.Module):
@@ -158,6 +171,53 @@ def cnn_crop(image: np.ndarray, face: Face, *, size: int = INPUT_SIZE, zoom: flo
         matrix[:, :2] /= factor
     return cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
+
+
+def canonical_face(image: np.ndarray, landmarks: np.ndarray, config: ModelConfig,
+                   *, zoom: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The part of the photo the CNN's crop can reach, as every photo of the face would look
+    after a platform's processing: shrunk so the eyes are at most ``canonical_eye_px`` apart
+    (area averaging; never enlarged), then re-encoded as JPEG at ``canonical_jpeg``.
+
+    Every face then reaches the network at no more than a profile-photo copy's resolution
+    and at one compression level, whatever file it came from (the model card says what that
+    did to the shipped weights' held-out scores, and why they do not use it). The region
+    holds the crop at ``zoom`` (default: the model's; wider for training's framing jitter),
+    clamped inside the photo, so :func:`cnn_crop` at that zoom or tighter finds the photo's
+    borders where they were. Returns the region and the landmarks in it; with both settings
+    ``None``, the photo and landmarks unchanged.
+    """
+    points = np.asarray(landmarks, np.float64)
+    if config.canonical_eye_px is None and config.canonical_jpeg is None:
+        return image, points
+    height, width = image.shape[:2]
+    inverse = np.linalg.inv(np.vstack([_crop_matrix(points, config.input_size, zoom or config.zoom), [0.0, 0.0, 1.0]]))[:2]
+    side = config.input_size
+    corners = np.array([[0, 0, 1], [side, 0, 1], [0, side, 1], [side, side, 1]], np.float64) @ inverse.T
+    # The region starts on the photo's 8-px JPEG block grid: a file that is already a JPEG at
+    # this size is then re-encoded block for block, as a platform's second pass would.
+    x0 = int(np.clip(np.floor(corners[:, 0].min()) - 2, 0, width - 1)) // 8 * 8
+    y0 = int(np.clip(np.floor(corners[:, 1].min()) - 2, 0, height - 1)) // 8 * 8
+    x1 = int(np.clip(np.ceil(corners[:, 0].max()) + 2, x0 + 1, width))
+    y1 = int(np.clip(np.ceil(corners[:, 1].max()) + 2, y0 + 1, height))
+    region = image[y0:y1, x0:x1]
+    points = points - np.array([x0, y0], np.float64)
+    eye = float(np.linalg.norm(points[1] - points[0]))
+    if config.canonical_eye_px is not None and eye > config.canonical_eye_px:
+        factor = config.canonical_eye_px / eye
+        size = (max(8, round(region.shape[1] * factor)), max(8, round(region.shape[0] * factor)))
+        points = points * np.array([size[0] / region.shape[1], size[1] / region.shape[0]])
+        region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+    if config.canonical_jpeg is not None:
+        ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(region[:, :, ::-1]),
+                                   [cv2.IMWRITE_JPEG_QUALITY, config.canonical_jpeg])
+        if not ok:
+            raise ValueError("JPEG encoding of the face region failed")
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+        if decoded is None:
+            raise ValueError("JPEG decoding of the face region failed")
+        region = decoded[:, :, ::-1]
+    return np.ascontiguousarray(region), points
 
 
 def _crop_matrix(points: np.ndarray, size: int, zoom: float) -> np.ndarray:

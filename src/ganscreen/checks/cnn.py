@@ -2,9 +2,13 @@
 
 It sees what the heuristics cannot: upsampling traces, skin and hair texture. Weights ship
 as safetensors in the package (``models/cnn.safetensors``, configuration in ``cnn.json``),
-verified by SHA-256 before loading. Each face is scored as the mean of the crop and its
-mirror image; ``run_batch`` scores many faces in one forward pass, and ``prepare`` /
-``run_prepared`` split that into the per-image crop and the batched model call.
+verified by SHA-256 before loading. When ``cnn.json`` names a canonical copy
+(:func:`ganscreen.model.canonical_face`: eyes at most ``canonical_eye_px`` apart, JPEG at
+``canonical_jpeg``), the crop is taken from it, so every face is judged at a profile-photo
+copy's resolution and compression; the shipped model names none. Each face is scored as the
+mean of the crop and its mirror image; ``run_batch`` scores many faces in one forward pass,
+and ``prepare`` / ``run_prepared`` split that into the per-image crop and the batched model
+call.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from ganscreen._assets import asset_path, load_json
 from ganscreen.checks import CheckContext, CheckResult, CheckSpec, Drawing, Flag, Presentation, not_judged
 from ganscreen.checks._drawing import diverging, side_by_side, zoom
 from ganscreen.faces import resolve_device
-from ganscreen.model import ModelConfig, cnn_crop, load_model, to_tensor
+from ganscreen.model import ModelConfig, canonical_face, cnn_crop, load_model, to_tensor
 
 __all__ = [
     "CONFIG",
@@ -64,7 +68,8 @@ class CnnCheck:
         there is nothing to score."""
         if ctx.face is None:
             return not_judged("no face")
-        return cnn_crop(ctx.image, ctx.face, size=self.config.input_size, zoom=self.config.zoom)
+        region, points = canonical_face(ctx.image, ctx.face.landmarks, self.config)
+        return cnn_crop(region, ctx.face, size=self.config.input_size, zoom=self.config.zoom, landmarks=points)
 
     def run_prepared(self, prepared: Sequence[np.ndarray | CheckResult]) -> list[CheckResult]:
         """Score the crops from :meth:`prepare` in one forward pass."""
