@@ -348,13 +348,18 @@ def evaluate(model: nn.Module, samples: list[Sample], config: ModelConfig,
     return result
 
 
+def model_config(args: argparse.Namespace) -> ModelConfig:
+    """The network and input settings a run's arguments name (training and --evaluate)."""
+    return ModelConfig(input_size=args.input_size, zoom=args.zoom, arch=args.arch,
+                       widths=tuple(args.widths) if args.widths else
+                       ((32, 64, 128) if args.arch == "patchnet" else ModelConfig().widths),
+                       canonical_eye_px=args.canonical_eye_px, canonical_jpeg=args.canonical_jpeg)
+
+
 def train(args: argparse.Namespace) -> dict:
     seed_everything(args.seed)
     torch.set_num_threads(args.threads)
-    config = ModelConfig(input_size=args.input_size, zoom=args.zoom, arch=args.arch,
-                         widths=tuple(args.widths) if args.widths else
-                         ((32, 64, 128) if args.arch == "patchnet" else ModelConfig().widths),
-                         canonical_eye_px=args.canonical_eye_px, canonical_jpeg=args.canonical_jpeg)
+    config = model_config(args)
     samples = build_cache(args.data, args.cache, max_per_class=args.max_per_class, seed=args.seed,
                           detections=args.detections)
     train_set, held = split(samples, args.holdout, args.data)
@@ -462,9 +467,7 @@ def evaluate_weights(args: argparse.Namespace) -> dict:
     """Held-out metrics of existing weights under this run's input settings: the same
     function and the same re-crops as a training run's per-epoch validation."""
     torch.set_num_threads(args.threads)
-    config = ModelConfig(input_size=args.input_size, zoom=args.zoom, arch=args.arch,
-                         widths=tuple(args.widths) if args.widths else ModelConfig().widths,
-                         canonical_eye_px=args.canonical_eye_px, canonical_jpeg=args.canonical_jpeg)
+    config = model_config(args)
     samples = build_cache(args.data, args.cache, max_per_class=args.max_per_class, seed=args.seed,
                           detections=args.detections)
     _, held = split(samples, args.holdout, args.data)
