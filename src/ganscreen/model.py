@@ -191,9 +191,7 @@ def canonical_face(image: np.ndarray, landmarks: np.ndarray, config: ModelConfig
     if config.canonical_eye_px is None and config.canonical_jpeg is None:
         return image, points
     height, width = image.shape[:2]
-    inverse = np.linalg.inv(np.vstack([_crop_matrix(points, config.input_size, zoom or config.zoom), [0.0, 0.0, 1.0]]))[:2]
-    side = config.input_size
-    corners = np.array([[0, 0, 1], [side, 0, 1], [0, side, 1], [side, side, 1]], np.float64) @ inverse.T
+    corners = _source_corners(_crop_matrix(points, config.input_size, zoom or config.zoom), config.input_size)
     # The region starts on the photo's 8-px JPEG block grid: a file that is already a JPEG at
     # this size is then re-encoded block for block, as a platform's second pass would.
     x0 = int(np.clip(np.floor(corners[:, 0].min()) - 2, 0, width - 1)) // 8 * 8
@@ -225,12 +223,16 @@ def _crop_matrix(points: np.ndarray, size: int, zoom: float) -> np.ndarray:
     return similarity_transform(points, target)
 
 
+def _source_corners(matrix: np.ndarray, size: int) -> np.ndarray:
+    """The output square's four corners mapped back into the source photo, (4, 2)."""
+    inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64)
+    return corners @ inverse.T
+
+
 def _inside(matrix: np.ndarray, size: int, width: int, height: int) -> bool:
     """Whether the output square, mapped back to the source, lies inside the photo."""
-    full = np.vstack([matrix, [0.0, 0.0, 1.0]])
-    inverse = np.linalg.inv(full)[:2]
-    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64)
-    src = corners @ inverse.T
+    src = _source_corners(matrix, size)
     return bool(np.all(src[:, 0] >= -1) and np.all(src[:, 0] <= width + 1)
                 and np.all(src[:, 1] >= -1) and np.all(src[:, 1] <= height + 1))
 
