@@ -28,29 +28,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import is_aligned_real, read_sources  # noqa: E402
 from evaluate import recrop  # noqa: E402
-from ganscreen.checks.geometry import GeometryCheck  # noqa: E402
+from ganscreen.checks.geometry import RECROP_KEEP, RECROP_MAX_OUTSIDE, GeometryCheck, recrop_window  # noqa: E402
 from ganscreen.faces import FaceDetector, primary_face  # noqa: E402
 from ganscreen.images import ImageLoadError, load_image  # noqa: E402
 
 SIDE = 512
-KEEP, MAX_OUTSIDE = (0.6, 1.25), 0.15  # checks.json's window rule
 MEASURES = ("err1", "r:eye", "r:chi", "r:err", "c:eye", "c:chi", "c:err")
-
-
-def fit(n: np.ndarray, points: np.ndarray, spread: np.ndarray) -> tuple[float, list[float], list[float], float]:
-    """``points ≈ keep · n + offset`` per axis, weighted by 1 / spread (as geometry.recrop_fit),
-    with the offsets too."""
-    keeps, offsets, residuals = [], [], []
-    for axis in (0, 1):
-        w = 1 / spread[:, axis]
-        design = np.stack([n[:, axis], np.ones(len(n))], 1) * w[:, None]
-        (keep, offset), *_ = np.linalg.lstsq(design, points[:, axis] * w, rcond=None)
-        keeps.append(float(keep))
-        offsets.append(float(offset))
-        residuals.append((keep * n[:, axis] + offset - points[:, axis]) * w)
-    error = float(np.sqrt(np.mean(np.concatenate(residuals) ** 2)))
-    outside = sum(max(0.0, -o) + max(0.0, o + k - 1) for k, o in zip(keeps, offsets, strict=True))
-    return error, keeps, offsets, outside
 
 
 def measure(data: Path, out_path: Path) -> None:
@@ -77,7 +60,7 @@ def measure(data: Path, out_path: Path) -> None:
                 rec: dict[str, Any] = {"key": key, "variant": variant}
                 if face is not None:
                     n = face.landmarks.astype(np.float64) / [width, height]
-                    error, keep, offset, outside = fit(n, points, spread)
+                    error, keep, offset, outside = recrop_window(n, points, spread)
                     rec.update(err1=error, keep=keep, outside=outside)
                     if min(keep) > 0.4 and max(keep) < 1.6:
                         matrix = np.array([[keep[0] * SIDE / width, 0, offset[0] * SIDE],
@@ -92,7 +75,7 @@ def measure(data: Path, out_path: Path) -> None:
                             n2 = again.landmarks.astype(np.float64) / SIDE
                             rec[name] = {"eye": float(np.linalg.norm(n2[:2] - points[:2], axis=1).max()),
                                          "chi": float(np.sqrt(np.mean(((n2 - points) / spread) ** 2))),
-                                         "err": fit(n2, points, spread)[0]}
+                                         "err": recrop_window(n2, points, spread)[0]}
                 out.write(json.dumps(rec) + "\n")
                 out.flush()
 
@@ -101,7 +84,7 @@ def value(rec: dict[str, Any], how: str) -> float:
     if "err1" not in rec:
         return np.inf
     keep = rec["keep"]
-    if not (KEEP[0] <= min(keep) and max(keep) <= KEEP[1] and rec["outside"] <= MAX_OUTSIDE):
+    if not (RECROP_KEEP[0] <= min(keep) and max(keep) <= RECROP_KEEP[1] and rec["outside"] <= RECROP_MAX_OUTSIDE):
         return np.inf
     if how == "err1":
         return float(rec["err1"])

@@ -8,7 +8,7 @@ from PIL import Image
 from ganscreen import Screener
 from ganscreen._assets import load_json
 from ganscreen.checks import CheckContext
-from ganscreen.checks.geometry import FLAG, RECROP_FLAG, GeometryCheck, recrop_fit
+from ganscreen.checks.geometry import FLAG, RECROP_FLAG, GeometryCheck, recrop_fit, recrop_window
 from ganscreen.faces import Face, FaceDetector, ffhq_align
 
 
@@ -105,6 +105,7 @@ def test_recrop_fit_recovers_the_crop_window_of_a_template_face() -> None:
     assert error == pytest.approx(0.0, abs=1e-9)
     assert fitted == pytest.approx(keep)
     assert outside == pytest.approx(0.0, abs=1e-9)
+    assert recrop_window(norm, check.points, check.spread)[2] == pytest.approx(offset)
     # A window that would reach past the frame's right edge says by how much.
     _, _, outside = recrop_fit((check.points - np.array([0.35, 0.0])) / 0.8, check.points, check.spread)
     assert outside == pytest.approx(0.15)

@@ -51,6 +51,7 @@ __all__ = [
     "STEEPNESS",
     "GeometryCheck",
     "recrop_fit",
+    "recrop_window",
 ]
 
 FLAG = "ffhq_alignment"
@@ -172,19 +173,28 @@ DRAWING_SIDE = 512  # longer side of the evidence drawing
 
 
 def recrop_fit(norm: np.ndarray, points: np.ndarray, spread: np.ndarray) -> tuple[float, tuple[float, float], float]:
+    """:func:`recrop_window` without the offsets: residual, kept shares, outside."""
+    error, keep, _offset, outside = recrop_window(norm, points, spread)
+    return error, keep, outside
+
+
+def recrop_window(norm: np.ndarray, points: np.ndarray, spread: np.ndarray
+                  ) -> tuple[float, tuple[float, float], tuple[float, float], float]:
     """Fit ``points ≈ keep · norm + offset`` per axis (weights 1 / spread): the residual's
-    root mean square in spreads, the kept share of each side, and how far the fitted window
-    ``[offset, offset + keep]`` leaves the original frame (summed over its four edges)."""
-    residuals, keeps, outside = [], [], 0.0
+    root mean square in spreads, the kept share of each side, the window's offsets, and how
+    far the fitted window ``[offset, offset + keep]`` leaves the original frame (summed over
+    its four edges)."""
+    residuals, keeps, offsets, outside = [], [], [], 0.0
     for axis in (0, 1):
         weight = 1.0 / spread[:, axis]
         design = np.stack([norm[:, axis], np.ones(len(norm))], axis=1) * weight[:, None]
         (keep, offset), *_ = np.linalg.lstsq(design, points[:, axis] * weight, rcond=None)
         residuals.append((keep * norm[:, axis] + offset - points[:, axis]) * weight)
         keeps.append(float(keep))
+        offsets.append(float(offset))
         outside += max(0.0, -offset) + max(0.0, offset + keep - 1.0)
     error = float(np.sqrt(np.mean(np.concatenate(residuals) ** 2)))
-    return error, (keeps[0], keeps[1]), float(outside)
+    return error, (keeps[0], keeps[1]), (offsets[0], offsets[1]), float(outside)
 
 
 def _cut_off(box: np.ndarray, width: int, height: int) -> bool:
