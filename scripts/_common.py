@@ -20,6 +20,27 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "faces"
 ALIGNED_REAL_GENERATORS = frozenset({"ffhq", "celebahq", "real-misc-aligned", "real-lowquality-aligned"})
 
 
+# The protocol's `F` sources (model card, Data: Round 3): held out of CNN training by default
+# (train_cnn.py --holdout), they fit and threshold the fusion. Unseen generators (StyleGAN3
+# twice, e4e inversions, the GAN-Scanner set, generated.photos, StyleGAN2-ADA twice, R3GAN,
+# seeprettyface), unseen ordinary-photo sources (tight crops, low-quality photos from
+# restoration projects, misc portraits) and the two largest CelebA-HQ sources (aligned like
+# StyleGAN, 1024 px). The smaller CelebA-HQ sources and the 256-px FFHQ photos stay in
+# training: without high-resolution aligned reals the model learns "sharp aligned face = GAN".
+FIT_SOURCES = ["gan/sg3perc", "gan/styleclip", "gan/ganscanner", "gan/agegan", "gan/facemash",
+               "gan/katasg3", "gan/kenton", "gan/r3gan", "gan/seepretty", "gan/seeprettyyellow",
+               "real/ciplabreal", "real/starganv2", "real/sean", "real/codeformer", "real/deep3d",
+               "real/dfdnet", "real/gfpgan", "real/restoreformerpp", "real/sam", "real/styleganex"]
+
+# The protocol's `E` sources: the 22 round-3 sources that arrived after CNN training started.
+# No model, fit, threshold or choice may use them; they serve the evaluation table only.
+UNSEEN_SOURCES = ["gan/analemasg3", "gan/asiimov", "gan/dcface", "gan/ilvr", "gan/kuldeep", "gan/pti",
+                  "gan/realfacessd", "gan/sg2runway", "gan/tedigan", "gan/xinyiffsg2",
+                  "real/arc2face", "real/asiimov", "real/diffpir", "real/faceapijs", "real/facerec",
+                  "real/fairface", "real/ilvr", "real/kuldeep", "real/opensw23", "real/pti",
+                  "real/pulid", "real/realfacessd"]
+
+
 def is_aligned_real(key: str, sources: dict[str, dict[str, str]]) -> bool:
     """Whether 'label/file' is a real photo of a dataset aligned like FFHQ (by SOURCES.tsv)."""
     return key.startswith("real/") and sources.get(key, {}).get("generator", "") in ALIGNED_REAL_GENERATORS

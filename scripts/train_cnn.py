@@ -35,7 +35,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from torch import nn  # noqa: E402
 
-from _common import DEFAULT_DATA, ROOT, read_sources, roc_metrics, source_of  # noqa: E402
+from _common import DEFAULT_DATA, FIT_SOURCES, ROOT, read_sources, roc_metrics, source_of  # noqa: E402
 from ganscreen._records import largest_face, read_records  # noqa: E402
 from ganscreen.faces import Face, FaceDetector, primary_face  # noqa: E402
 from ganscreen.images import ImageLoadError, load_image  # noqa: E402
@@ -50,16 +50,7 @@ from ganscreen.model import (  # noqa: E402
     to_tensor,
 )
 
-# Held out by default: unseen generators (StyleGAN3 twice, e4e inversions, the GAN-Scanner
-# set, generated.photos, StyleGAN2-ADA twice, R3GAN, seeprettyface), unseen ordinary-photo
-# sources (tight crops, low-quality photos from restoration projects, misc portraits) and the
-# two largest CelebA-HQ sources (aligned like StyleGAN, 1024 px). The smaller CelebA-HQ
-# sources and the 256-px FFHQ photos stay in training: without high-resolution aligned
-# reals the model learns "sharp aligned face = GAN".
-DEFAULT_HOLDOUT = ["gan/sg3perc", "gan/styleclip", "gan/ganscanner", "gan/agegan", "gan/facemash",
-                   "gan/katasg3", "gan/kenton", "gan/r3gan", "gan/seepretty", "gan/seeprettyyellow",
-                   "real/ciplabreal", "real/starganv2", "real/sean", "real/codeformer", "real/deep3d",
-                   "real/dfdnet", "real/gfpgan", "real/restoreformerpp", "real/sam", "real/styleganex"]
+DEFAULT_HOLDOUT = FIT_SOURCES  # the protocol's `F` sources (_common.py says why these)
 REGION_EYE_DISTANCE = 96  # cached regions are downscaled so the eyes are at most this far apart
 
 

@@ -1,0 +1,74 @@
+"""scripts/make_splits.py: every source lands in the folders of its role, and only there."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import make_splits  # noqa: E402
+
+HEADER = "file\tlabel\tgenerator\trepo"
+
+
+def _collection(root: Path, keys: list[str], unlisted: tuple[str, ...] = ()) -> Path:
+    root.mkdir()
+    for label in ("gan", "real"):
+        (root / label).mkdir()
+    rows = [HEADER]
+    for key in keys:
+        (root / key).write_bytes(key.encode())
+        rows.append(f"{key}\t{key.split('/')[0]}\tgen\towner/{key.split('/')[1].split('__')[0]}")
+    for key in unlisted:  # a row whose file is absent
+        rows.append(f"{key}\t{key.split('/')[0]}\tgen\towner/x")
+    (root / "SOURCES.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root
+
+
+def _files(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != "SOURCES.tsv"}
+
+
+def test_roles(tmp_path: Path) -> None:
+    shared = _collection(tmp_path / "shared", ["gan/sg3perc__1.png", "gan/headshotcls__1.jpg",
+                                               "real/sean__1.jpg", "real/ffhq__1.png"])
+    round3 = _collection(tmp_path / "round3", ["gan/tedigan__1.png", "real/asiimov__1.jpg", "gan/kenton__1.png",
+                                               "real/codeformer__1.png", "gan/ailab140k__1.jpg",
+                                               "real/ailab140k__1.jpg", "real/utkface__1.jpg", "gan/sdfd__1.png"],
+                         unlisted=("gan/tedigan__gone.png",))
+    out = tmp_path / "out"
+    counts = make_splits.lay_out([shared, round3], shared, out)
+
+    assert _files(out / "unseen") == {"gan/tedigan__1.png", "real/asiimov__1.jpg"}
+    assert _files(out / "fit") == {"gan/sg3perc__1.png", "real/sean__1.jpg", "gan/kenton__1.png",
+                                   "real/codeformer__1.png"}
+    assert _files(out / "round3-fit") == {"gan/kenton__1.png", "real/codeformer__1.png"}
+    assert _files(out / "ailab140k") == {"gan/ailab140k__1.jpg", "real/ailab140k__1.jpg"}
+    assert _files(out / "utkface") == {"real/utkface__1.jpg"}
+    assert (out / "utkface" / "gan").is_dir()  # both label folders, even when empty
+    assert counts["fit"] == {"gan": 2, "real": 2}
+    # SOURCES.tsv holds exactly the folder's rows, header first
+    table = (out / "fit" / "SOURCES.tsv").read_text(encoding="utf-8").splitlines()
+    assert table[0] == HEADER
+    assert sorted(line.split("\t")[0] for line in table[1:]) == sorted(_files(out / "fit"))
+    # hard links, not copies
+    assert (out / "unseen" / "gan" / "tedigan__1.png").samefile(round3 / "gan" / "tedigan__1.png")
+    # a second run over the same folder is a no-op, not an error
+    assert make_splits.lay_out([shared, round3], shared, out) == counts
+
+
+def test_a_source_without_a_role_stops_the_layout(tmp_path: Path) -> None:
+    shared = _collection(tmp_path / "shared", ["gan/sg3perc__1.png"])
+    round3 = _collection(tmp_path / "round3", ["gan/tedigan__1.png", "gan/newsource__1.png"])
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match="gan/newsource"):
+        make_splits.lay_out([shared, round3], shared, out)
+    assert not out.exists()
+
+
+def test_unseen_and_fit_never_overlap() -> None:
+    assert not set(make_splits.UNSEEN_SOURCES) & set(make_splits.FIT_SOURCES)
+    assert not (set(make_splits.UNSEEN_SOURCES) | set(make_splits.FIT_SOURCES)) & make_splits.TRAIN_SOURCES
