@@ -14,6 +14,11 @@ rows of its files:
 | ``ailab140k`` | ``AILAB140K`` | the 140k set's StyleGAN1 fakes and FFHQ photos (round-3 training) |
 | ``utkface`` | ``UTK`` | UTKFace's tight crops (flag rates on low-quality real photos) |
 
+With ``--exclude-leaks LEAKS.json`` (written by ``check_leakage.py --json``), the held-out
+side of every verified leak is left out: a copy of a training or `F` image is not an unseen
+image (nor is a copy of a training image an `F` one), so it stays out of ``unseen``
+(``fit``); the training side keeps its copy.
+
 Files are hard links into the collections (copies where the file system refuses a link), so
 the folders cost no space. A source that no role names is an error: a new source must be
 given a role in ``_common.py`` before anything is laid out, so it cannot slip into a
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import shutil
 import sys
@@ -37,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DATA, FIT_SOURCES, UNSEEN_SOURCES, source_of  # noqa: E402
 
 LABELS = ("gan", "real")
+HELD_OUT_ORDER = {"unseen": 2, "fit": 1, "train": 0}  # the more held-out side of a leak is dropped
 # Sources used for training (no folder of their own but the two the card's commands name).
 TRAIN_SOURCES = frozenset({"gan/ailab140k", "real/ailab140k", "real/utkface", "gan/sdfd"})
 
@@ -66,6 +73,17 @@ def unassigned(keys: list[str], shared: bool) -> Counter[str]:
     return Counter(source_of(k) for k in keys if source_of(k) not in known)
 
 
+def leaked_keys(leaks_json: Path) -> set[tuple[str, str]]:
+    """(folder name, 'label/file') of the held-out side of each verified leak."""
+    data = json.loads(leaks_json.read_text(encoding="utf-8"))
+    out = set()
+    for leak in data["leaks"]:
+        sides = [(leak["a_role"], leak["a"]), (leak["b_role"], leak["b"])]
+        role, path = max(sides, key=lambda side: HELD_OUT_ORDER[side[0]])
+        out.add((role, "/".join(Path(path).parts[-2:])))
+    return out
+
+
 def read_table(collection: Path) -> tuple[list[str], list[list[str]]]:
     with (collection / "SOURCES.tsv").open(encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
@@ -83,8 +101,11 @@ def link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def lay_out(collections: list[Path], shared_dir: Path, out: Path) -> dict[str, Counter[str]]:
-    """Make every folder under ``out``; return the files per label written to each."""
+def lay_out(collections: list[Path], shared_dir: Path, out: Path,
+            exclude: frozenset[tuple[str, str]] = frozenset()) -> dict[str, Counter[str]]:
+    """Make every folder under ``out``, leaving out the (role, 'label/file') of ``exclude``
+    (``unseen`` and ``fit``: ``round3-fit`` is a part of ``fit``); return the files per label
+    written to each."""
     header: list[str] | None = None
     picked: dict[str, list[tuple[Path, list[str]]]] = {}
     missing: Counter[str] = Counter()
@@ -99,7 +120,8 @@ def lay_out(collections: list[Path], shared_dir: Path, out: Path) -> dict[str, C
         missing.update(unassigned(present, shared))
         by_key = {r[0]: r for r in rows}
         for name, sources in folder_sources(collection, shared).items():
-            chosen = [k for k in present if source_of(k) in sources]
+            role = "fit" if name == "round3-fit" else name
+            chosen = [k for k in present if source_of(k) in sources and (role, k) not in exclude]
             picked.setdefault(name, []).extend((collection, by_key[k]) for k in chosen)
     if missing:
         listed = ", ".join(f"{s} ({n})" for s, n in sorted(missing.items()))
@@ -127,11 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shared", type=Path, default=DEFAULT_DATA,
                     help="which of them is the round-2 collection (default: ../shared/data/faces)")
     ap.add_argument("--out", type=Path, required=True, help="folder to lay the role folders out in")
+    ap.add_argument("--exclude-leaks", type=Path, metavar="LEAKS_JSON",
+                    help="check_leakage.py --json output: leave the held-out side of each leak out")
     args = ap.parse_args(argv)
     for collection in args.collections:
         if not (collection / "SOURCES.tsv").is_file():
             ap.error(f"{collection} has no SOURCES.tsv")
-    counts = lay_out(args.collections, args.shared, args.out)
+    exclude = frozenset(leaked_keys(args.exclude_leaks)) if args.exclude_leaks else frozenset()
+    counts = lay_out(args.collections, args.shared, args.out, exclude)
+    if exclude:
+        print(f"left out {len(exclude)} held-out copies of other roles' images ({args.exclude_leaks})")
     for name, c in counts.items():
         print(f"{args.out / name}: {c['gan']} gan, {c['real']} real")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -72,3 +73,23 @@ def test_a_source_without_a_role_stops_the_layout(tmp_path: Path) -> None:
 def test_unseen_and_fit_never_overlap() -> None:
     assert not set(make_splits.UNSEEN_SOURCES) & set(make_splits.FIT_SOURCES)
     assert not (set(make_splits.UNSEEN_SOURCES) | set(make_splits.FIT_SOURCES)) & make_splits.TRAIN_SOURCES
+
+
+def test_the_held_out_side_of_a_leak_is_left_out(tmp_path: Path) -> None:
+    shared = _collection(tmp_path / "shared", ["real/headshotcls__1.png", "real/sean__1.jpg"])
+    round3 = _collection(tmp_path / "round3", ["real/diffpir__1.png", "real/asiimov__1.jpg", "real/sam__1.jpg",
+                                               "real/codeformer__1.png"])
+    leaks = tmp_path / "leaks.json"
+    leaks.write_text(json.dumps({"leaks": [
+        # an E photo that is a training photo: out of unseen
+        {"a": str(shared / "real/headshotcls__1.png"), "a_role": "train",
+         "b": str(round3 / "real/diffpir__1.png"), "b_role": "unseen"},
+        # an F photo that is a training photo: out of fit and round3-fit
+        {"a": str(round3 / "real/sam__1.jpg"), "a_role": "fit",
+         "b": str(shared / "real/headshotcls__1.png"), "b_role": "train"},
+    ]}), encoding="utf-8")
+    out = tmp_path / "out"
+    make_splits.lay_out([shared, round3], shared, out, frozenset(make_splits.leaked_keys(leaks)))
+    assert _files(out / "unseen") == {"real/asiimov__1.jpg"}
+    assert _files(out / "fit") == {"real/sean__1.jpg", "real/codeformer__1.png"}
+    assert _files(out / "round3-fit") == {"real/codeformer__1.png"}
