@@ -11,7 +11,8 @@ the sources the shipped CNN never trained on (all but ``cnn.json``'s ``train_sou
 
 * **as found**: the file itself;
 * **re-cropped**: a random crop keeping 70–95 % of each side at a random offset, resized back
-  to the original size (what removes the StyleGAN alignment), seed 0;
+  to the original size (what removes the StyleGAN alignment); each file's draws are seeded by
+  its name (`file_rng`), so they do not change when the set does;
 * **degraded**: longer side 256 px, JPEG quality 60 (what platforms do to profile photos).
 
 Reals are split into **ordinary** photos and **aligned** ones (FFHQ/CelebA-HQ-aligned dataset
@@ -24,6 +25,7 @@ thresholds.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -84,8 +86,13 @@ def recrop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return img.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.Resampling.LANCZOS)
 
 
+def file_rng(key: str, seed: int = 0) -> np.random.Generator:
+    """The random draws of one file's variant: a function of its 'label/file' key alone, so a
+    file's re-crop does not change when other files join or leave the set."""
+    return np.random.default_rng(int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "big"))
+
+
 def variant_files(items: list[Item], variant: str, folder: Path) -> Iterator[tuple[Item, Path]]:
-    rng = np.random.default_rng(0)
     for item in items:
         if variant == "as_found":
             yield item, item.path
@@ -97,7 +104,7 @@ def variant_files(items: list[Item], variant: str, folder: Path) -> Iterator[tup
             continue
         if variant == "recropped":
             target = folder / (item.key.replace("/", "__") + ".png")
-            recrop(img, rng).save(target)
+            recrop(img, file_rng(item.key)).save(target)
         else:
             target = folder / (item.key.replace("/", "__") + ".jpg")
             target.write_bytes(platform_copy(img, 256, 60))

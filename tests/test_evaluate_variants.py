@@ -1,0 +1,41 @@
+"""scripts/evaluate.py: a file's re-crop depends on the file alone, not on the rest of the set."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import evaluate  # noqa: E402
+
+
+def _items(tmp_path: Path, names: list[str]) -> list[evaluate.Item]:
+    rng = np.random.default_rng(0)
+    items = []
+    for name in names:
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)).save(path)
+        items.append(evaluate.Item(path, f"gan/{name}.png", 1, "gan/x", False))
+    return items
+
+
+def _recrops(items: list[evaluate.Item], folder: Path) -> dict[str, bytes]:
+    folder.mkdir()
+    return {item.key: np.asarray(Image.open(p)).tobytes()
+            for item, p in evaluate.variant_files(items, "recropped", folder)}
+
+
+def test_recrop_of_a_file_does_not_change_when_another_leaves_the_set(tmp_path: Path) -> None:
+    items = _items(tmp_path, ["a", "b", "c"])
+    whole = _recrops(items, tmp_path / "whole")
+    without_a = _recrops(items[1:], tmp_path / "without_a")
+    assert without_a == {k: v for k, v in whole.items() if k != "gan/a.png"}
+    # and the draws differ between files (not one crop for all)
+    boxes = {tuple(evaluate.file_rng(k).uniform(0.70, 0.95, 2)) for k in whole}
+    assert len(boxes) == 3
+    first = np.asarray(Image.open(items[0].path)).tobytes()
+    assert whole["gan/a.png"] != first  # it is a re-crop, not the file
