@@ -92,7 +92,7 @@ def file_rng(key: str, seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "big"))
 
 
-def variant_files(items: list[Item], variant: str, folder: Path) -> Iterator[tuple[Item, Path]]:
+def variant_files(items: list[Item], variant: str, folder: Path, seed: int = 0) -> Iterator[tuple[Item, Path]]:
     for item in items:
         if variant == "as_found":
             yield item, item.path
@@ -104,17 +104,17 @@ def variant_files(items: list[Item], variant: str, folder: Path) -> Iterator[tup
             continue
         if variant == "recropped":
             target = folder / (item.key.replace("/", "__") + ".png")
-            recrop(img, file_rng(item.key)).save(target)
+            recrop(img, file_rng(item.key, seed)).save(target)
         else:
             target = folder / (item.key.replace("/", "__") + ".jpg")
             target.write_bytes(platform_copy(img, 256, 60))
         yield item, target
 
 
-def screen(items: list[Item], variant: str, screener: Screener) -> list[dict[str, Any]]:
+def screen(items: list[Item], variant: str, screener: Screener, seed: int = 0) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        pairs = list(variant_files(items, variant, Path(tmp)))
+        pairs = list(variant_files(items, variant, Path(tmp), seed))
         by_path = {str(p): it for it, p in pairs}
         for report in screener.scan_inputs(InputFile(p) for _, p in pairs):
             item = by_path[str(report.path)]
@@ -181,6 +181,8 @@ def main() -> None:
     ap.add_argument("--heldout", action="store_true",
                     help="only sources the shipped CNN never trained on (not in cnn.json's train_sources)")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
+    ap.add_argument("--recrop-seed", type=int, default=0,
+                    help="seed of the re-crops (with each file's name; default 0): other seeds measure their spread")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--json", type=Path, default=None)
@@ -198,8 +200,10 @@ def main() -> None:
     fusion = load_json("fusion.json")
     results: dict[str, Any] = {"thresholds": fusion["thresholds"], "fusion": fusion["version"],
                                "sources": sorted({i.source for i in items}), "variants": {}}
+    if args.recrop_seed:  # absent: seed 0
+        results["recrop_seed"] = args.recrop_seed
     for variant in args.variants:
-        results["variants"][variant] = metrics(screen(items, variant, screener))
+        results["variants"][variant] = metrics(screen(items, variant, screener, args.recrop_seed))
         print(f"{variant}: done", file=sys.stderr)
     text = markdown(results)
     print(text)
