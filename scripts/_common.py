@@ -41,6 +41,19 @@ UNSEEN_SOURCES = ["gan/analemasg3", "gan/asiimov", "gan/dcface", "gan/ilvr", "ga
                   "real/pulid", "real/realfacessd"]
 
 
+# Round-3 sources used for training (model card, Data: Round 3, role "train"); every source of
+# the round-2 collection that is not an `F` source is a training source too.
+ROUND3_TRAIN_SOURCES = frozenset({"gan/ailab140k", "real/ailab140k", "real/utkface", "gan/sdfd"})
+
+
+def role_of(key: str) -> str:
+    """The protocol role of 'label/file': ``unseen`` (`E`), ``fit`` (`F`) or ``train``."""
+    source = source_of(key)
+    if source in UNSEEN_SOURCES:
+        return "unseen"
+    return "fit" if source in FIT_SOURCES else "train"
+
+
 def is_aligned_real(key: str, sources: dict[str, dict[str, str]]) -> bool:
     """Whether 'label/file' is a real photo of a dataset aligned like FFHQ (by SOURCES.tsv)."""
     return key.startswith("real/") and sources.get(key, {}).get("generator", "") in ALIGNED_REAL_GENERATORS

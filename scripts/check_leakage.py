@@ -37,20 +37,13 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import FIT_SOURCES, UNSEEN_SOURCES, source_of  # noqa: E402
+from _common import role_of  # noqa: E402
 from ganscreen.campaign import CANDIDATE_THRESHOLD  # noqa: E402
 from ganscreen.hashing import hamming, hash_pair, near_pairs  # noqa: E402
 from ganscreen.images import ImageLoadError, load_image  # noqa: E402
-from ganscreen.keypoints import extract, match  # noqa: E402
+from ganscreen.keypoints import FeatureCache  # noqa: E402
 
 LABELS = ("gan", "real")
-
-
-def role_of(key: str) -> str:
-    source = source_of(key)
-    if source in UNSEEN_SOURCES:
-        return "unseen"
-    return "fit" if source in FIT_SOURCES else "train"
 
 
 def images(collections: list[Path]) -> list[tuple[str, Path]]:
@@ -97,11 +90,12 @@ def leaks(items: list[tuple[str, Path]], threshold: int) -> tuple[list[dict[str,
         found[(a, b)] = min(d, found.get((a, b), d))
     counts: Counter[str] = Counter()
     listed = []
+    features = FeatureCache(lambda index: load_image(items[index][1]).rgb)
     for (a, b), d in sorted(found.items()):
         ra, rb = role_of(items[a][0]), role_of(items[b][0])
         counts["/".join(sorted((ra, rb)))] += 1
         if ra != rb:
-            m = match(extract(load_image(items[a][1]).rgb), extract(load_image(items[b][1]).rgb))
+            m = features.verify(a, b)
             listed.append({"a": str(items[a][1]), "a_role": ra, "b": str(items[b][1]), "b_role": rb, "bits": d,
                            "verified": bool(m is not None and m.verified),
                            "inliers": m.inliers if m else 0, "correlation": m.correlation if m else 0.0})

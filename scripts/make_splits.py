@@ -40,12 +40,10 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_DATA, FIT_SOURCES, UNSEEN_SOURCES, source_of  # noqa: E402
+from _common import DEFAULT_DATA, FIT_SOURCES, ROUND3_TRAIN_SOURCES, UNSEEN_SOURCES, source_of  # noqa: E402
 
 LABELS = ("gan", "real")
 HELD_OUT_ORDER = {"unseen": 2, "fit": 1, "train": 0}  # the more held-out side of a leak is dropped
-# Sources used for training (no folder of their own but the two the card's commands name).
-TRAIN_SOURCES = frozenset({"gan/ailab140k", "real/ailab140k", "real/utkface", "gan/sdfd"})
 
 
 def folder_sources(collection: Path, shared: bool) -> dict[str, frozenset[str]]:
@@ -69,19 +67,19 @@ def unassigned(keys: list[str], shared: bool) -> Counter[str]:
     """Files per source of a round-3-style collection that no role names."""
     if shared:
         return Counter()
-    known = set(FIT_SOURCES) | set(UNSEEN_SOURCES) | TRAIN_SOURCES
+    known = set(FIT_SOURCES) | set(UNSEEN_SOURCES) | ROUND3_TRAIN_SOURCES
     return Counter(source_of(k) for k in keys if source_of(k) not in known)
 
 
-def leaked_keys(leaks_json: Path) -> set[tuple[str, str]]:
+def leaked_keys(leaks_json: Path) -> frozenset[tuple[str, str]]:
     """(folder name, 'label/file') of the held-out side of each verified leak."""
     data = json.loads(leaks_json.read_text(encoding="utf-8"))
-    out = set()
+    out: set[tuple[str, str]] = set()
     for leak in data["leaks"]:
         sides = [(leak["a_role"], leak["a"]), (leak["b_role"], leak["b"])]
         role, path = max(sides, key=lambda side: HELD_OUT_ORDER[side[0]])
         out.add((role, "/".join(Path(path).parts[-2:])))
-    return out
+    return frozenset(out)
 
 
 def read_table(collection: Path) -> tuple[list[str], list[list[str]]]:
@@ -155,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     for collection in args.collections:
         if not (collection / "SOURCES.tsv").is_file():
             ap.error(f"{collection} has no SOURCES.tsv")
-    exclude = frozenset(leaked_keys(args.exclude_leaks)) if args.exclude_leaks else frozenset()
+    exclude = leaked_keys(args.exclude_leaks) if args.exclude_leaks else frozenset()
     counts = lay_out(args.collections, args.shared, args.out, exclude)
     if exclude:
         print(f"left out {len(exclude)} held-out copies of other roles' images ({args.exclude_leaks})")

@@ -72,7 +72,7 @@ def test_a_source_without_a_role_stops_the_layout(tmp_path: Path) -> None:
 
 def test_unseen_and_fit_never_overlap() -> None:
     assert not set(make_splits.UNSEEN_SOURCES) & set(make_splits.FIT_SOURCES)
-    assert not (set(make_splits.UNSEEN_SOURCES) | set(make_splits.FIT_SOURCES)) & make_splits.TRAIN_SOURCES
+    assert not (set(make_splits.UNSEEN_SOURCES) | set(make_splits.FIT_SOURCES)) & make_splits.ROUND3_TRAIN_SOURCES
 
 
 def test_the_held_out_side_of_a_leak_is_left_out(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_the_held_out_side_of_a_leak_is_left_out(tmp_path: Path) -> None:
          "b": str(shared / "real/headshotcls__1.png"), "b_role": "train"},
     ]}), encoding="utf-8")
     out = tmp_path / "out"
-    make_splits.lay_out([shared, round3], shared, out, frozenset(make_splits.leaked_keys(leaks)))
+    make_splits.lay_out([shared, round3], shared, out, make_splits.leaked_keys(leaks))
     assert _files(out / "unseen") == {"real/asiimov__1.jpg"}
     assert _files(out / "fit") == {"real/sean__1.jpg", "real/codeformer__1.png"}
     assert _files(out / "round3-fit") == {"real/codeformer__1.png"}
