@@ -111,7 +111,11 @@ def variant_files(items: list[Item], variant: str, folder: Path, seed: int = 0) 
         yield item, target
 
 
-def screen(items: list[Item], variant: str, screener: Screener, seed: int = 0) -> list[dict[str, Any]]:
+def screen(items: list[Item], variant: str, screener: Screener, seed: int = 0,
+           records: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Each item's scores in ``variant``; ``records``, when given, also receives each file's
+    whole scan record (its ``path`` the item's own file) with its key, label, source, stratum
+    and variant."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         pairs = list(variant_files(items, variant, Path(tmp), seed))
@@ -123,6 +127,9 @@ def screen(items: list[Item], variant: str, screener: Screener, seed: int = 0) -
             scores.update({n: c.get("score") for n, c in rec["checks"].items()})
             rows.append({"key": item.key, "label": item.label, "source": item.source, "aligned": item.aligned,
                          "status": rec["status"], "verdict": rec["verdict"], "scores": scores})
+            if records is not None:
+                records.append({**rec, "path": str(item.path), "key": item.key, "label": item.label,
+                                "source": item.source, "aligned": item.aligned, "variant": variant})
     return rows
 
 
@@ -187,6 +194,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--markdown", type=Path, default=None)
+    ap.add_argument("--records", type=Path, default=None,
+                    help="also write every file's scan record per variant (JSON Lines), to inspect or refit on")
     args = ap.parse_args()
 
     include = set(args.include) if args.include is not None else None
@@ -202,9 +211,12 @@ def main() -> None:
                                "sources": sorted({i.source for i in items}), "variants": {}}
     if args.recrop_seed:  # absent: seed 0
         results["recrop_seed"] = args.recrop_seed
+    records: list[dict[str, Any]] | None = [] if args.records else None
     for variant in args.variants:
-        results["variants"][variant] = metrics(screen(items, variant, screener, args.recrop_seed))
+        results["variants"][variant] = metrics(screen(items, variant, screener, args.recrop_seed, records))
         print(f"{variant}: done", file=sys.stderr)
+        if args.records and records is not None:  # after each variant: a stopped run keeps what it finished
+            args.records.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     text = markdown(results)
     print(text)
     if args.json:

@@ -2,12 +2,15 @@
 
     ganscreen scan ../shared/data/faces -o scratch/collection.jsonl --fail-on never
     python scripts/fit_fusion.py scratch/collection.jsonl
+    python scripts/fit_fusion.py scratch/fit.jsonl --data FIT --fusion-only   # the fusion alone
 
 The scan records every check's raw measures, so refitting needs no rescan. The collection is
 split in half within every source (seed 0): the fit half trains the models, the held-out
 half sets the verdict thresholds and gives the reported metrics. Writes
 ``models/checks.json``, ``models/fusion.json`` and a metrics JSON (``--metrics``), then
-updates ``models/MANIFEST.json``.
+updates ``models/MANIFEST.json``. With ``--fusion-only`` the check models in ``checks.json``
+stay as they are (every check enters with the score its record holds) and only the fusion is
+fitted, so a scan of the fusion's own sources is all it needs.
 """
 
 from __future__ import annotations
@@ -139,6 +142,12 @@ def main() -> None:
     ap.add_argument("--floor-checks", nargs="*", default=["geometry"],
                     help="checks whose own calibrated probability is a floor under the fused score, so "
                          "the verdict never ranks a face below what that check alone says")
+    ap.add_argument("--one-sided-checks", nargs="*", default=[],
+                    help="checks that count only as GAN evidence: a score below 0.5 enters as 0, like a "
+                         "check that could not judge (tried for geometry, whose 'off the template' is what "
+                         "re-cropped GAN faces look like too; not shipped: model card, Fusion)")
+    ap.add_argument("--fusion-only", action="store_true",
+                    help="keep checks.json's check models and fit the fusion alone, on the scores recorded")
     ap.add_argument("--aligned-share", type=float, default=0.1,
                     help="weight of FFHQ/CelebA-HQ-aligned reals among reals in the fit (profile photos)")
     ap.add_argument("--labels", type=Path, default=ROOT / "scripts" / "data" / "glasses_labels.tsv")
@@ -157,66 +166,67 @@ def main() -> None:
                                "n_no_face": sum(records[k]["status"] == "no_face" for k in keys),
                                "n_error": sum(records[k]["status"] == "error" for k in keys)}
 
-    # --- glasses presence: the hand labels
-    labels = {}
-    for line in args.labels.read_text().splitlines()[1:]:
-        f, g, a = (line.split("\t") + ["", ""])[:3]
-        labels[f] = (int(g), a)
-    lab_keys = [k for k in labels if k in records and "bridge_edge" in records[k]["checks"].get("glasses", {})]
-    yg = np.array([labels[k][0] for k in lab_keys])
-    presence = fit_signed([records[k] for k in lab_keys], "glasses", yg, PRESENCE_FEATURES)
-    xg = matrix([records[k] for k in lab_keys], "glasses", list(presence["weights"]))
-    cv = cross_val_predict(LogisticRegression(class_weight="balanced", max_iter=1000),
-                           (xg - xg.mean(0)) / (xg.std(0) + 1e-9), yg, cv=5, method="predict_proba")[:, 1]
-    f1 = {t: _f1(yg, cv >= t) for t in np.round(np.arange(0.3, 0.96, 0.05), 2)}
-    presence_threshold = float(max(f1, key=f1.get))
-    metrics["glasses_presence"] = {
-        "n_labelled": len(lab_keys), "n_glasses": int(yg.sum()),
-        "cv_auc": roc_metrics(yg, cv)["auc"], "threshold": presence_threshold,
-        "cv_f1": round(f1[presence_threshold], 3),
-        "cv_precision": round(float(yg[cv >= presence_threshold].mean()), 3),
-        "cv_recall": round(float((cv[yg == 1] >= presence_threshold).mean()), 3),
-    }
+    if not args.fusion_only:
+        # --- glasses presence: the hand labels
+        labels = {}
+        for line in args.labels.read_text().splitlines()[1:]:
+            f, g, a = (line.split("\t") + ["", ""])[:3]
+            labels[f] = (int(g), a)
+        lab_keys = [k for k in labels if k in records and "bridge_edge" in records[k]["checks"].get("glasses", {})]
+        yg = np.array([labels[k][0] for k in lab_keys])
+        presence = fit_signed([records[k] for k in lab_keys], "glasses", yg, PRESENCE_FEATURES)
+        xg = matrix([records[k] for k in lab_keys], "glasses", list(presence["weights"]))
+        cv = cross_val_predict(LogisticRegression(class_weight="balanced", max_iter=1000),
+                               (xg - xg.mean(0)) / (xg.std(0) + 1e-9), yg, cv=5, method="predict_proba")[:, 1]
+        f1 = {t: _f1(yg, cv >= t) for t in np.round(np.arange(0.3, 0.96, 0.05), 2)}
+        presence_threshold = float(max(f1, key=f1.get))
+        metrics["glasses_presence"] = {
+            "n_labelled": len(lab_keys), "n_glasses": int(yg.sum()),
+            "cv_auc": roc_metrics(yg, cv)["auc"], "threshold": presence_threshold,
+            "cv_f1": round(f1[presence_threshold], 3),
+            "cv_precision": round(float(yg[cv >= presence_threshold].mean()), 3),
+            "cv_recall": round(float((cv[yg == 1] >= presence_threshold).mean()), 3),
+        }
 
-    def p_present(k: str) -> float:
-        return logistic_score(records[k]["checks"]["glasses"], presence)
+        def p_present(k: str) -> float:
+            return logistic_score(records[k]["checks"]["glasses"], presence)
 
-    # --- glasses asymmetry: among faces wearing glasses, GAN vs real
-    has_g = [k for k in ok if "bridge_edge" in records[k]["checks"].get("glasses", {})]
-    wearing_fit = [k for k in has_g if k not in held and p_present(k) >= presence_threshold]
-    asymmetry = fit_anomaly([records[k] for k in wearing_fit if y_all[k] == 0], "glasses",
-                            ASYMMETRY_FEATURES, quantile=0.99)
+        # --- glasses asymmetry: among faces wearing glasses, GAN vs real
+        has_g = [k for k in ok if "bridge_edge" in records[k]["checks"].get("glasses", {})]
+        wearing_fit = [k for k in has_g if k not in held and p_present(k) >= presence_threshold]
+        asymmetry = fit_anomaly([records[k] for k in wearing_fit if y_all[k] == 0], "glasses",
+                                ASYMMETRY_FEATURES, quantile=0.99)
 
-    def glasses_score(k: str) -> float:
-        return p_present(k) * logistic_score(records[k]["checks"]["glasses"], asymmetry)
+        def glasses_score(k: str) -> float:
+            return p_present(k) * logistic_score(records[k]["checks"]["glasses"], asymmetry)
 
-    real_fit_g = np.array([glasses_score(k) for k in has_g if k not in held and y_all[k] == 0])
-    glasses_flag = max(0.4, threshold_at_fpr(real_fit_g, 0.01))
-    wearing_held = [k for k in has_g if k in held and p_present(k) >= presence_threshold]
-    asym_lab = [k for k in lab_keys if labels[k][0] == 1 and labels[k][1] in ("0", "1")]
-    metrics["glasses_asymmetry"] = {
-        "held_out_gan_vs_real_among_wearers": roc_metrics(
-            [y_all[k] for k in wearing_held], [glasses_score(k) for k in wearing_held]),
-        "hand_labelled_asymmetric_vs_symmetric": roc_metrics(
-            [int(labels[k][1]) for k in asym_lab],
-            [logistic_score(records[k]["checks"]["glasses"], asymmetry) for k in asym_lab]),
-        "flag_threshold": round(glasses_flag, 4),
-    }
+        real_fit_g = np.array([glasses_score(k) for k in has_g if k not in held and y_all[k] == 0])
+        glasses_flag = max(0.4, threshold_at_fpr(real_fit_g, 0.01))
+        wearing_held = [k for k in has_g if k in held and p_present(k) >= presence_threshold]
+        asym_lab = [k for k in lab_keys if labels[k][0] == 1 and labels[k][1] in ("0", "1")]
+        metrics["glasses_asymmetry"] = {
+            "held_out_gan_vs_real_among_wearers": roc_metrics(
+                [y_all[k] for k in wearing_held], [glasses_score(k) for k in wearing_held]),
+            "hand_labelled_asymmetric_vs_symmetric": roc_metrics(
+                [int(labels[k][1]) for k in asym_lab],
+                [logistic_score(records[k]["checks"]["glasses"], asymmetry) for k in asym_lab]),
+            "flag_threshold": round(glasses_flag, 4),
+        }
 
-    # --- backdrop
-    has_b = [k for k in ok if records[k]["checks"].get("backdrop", {}).get("coherence") is not None]
-    bfit = [k for k in has_b if k not in held]
-    backdrop = fit_signed([records[k] for k in bfit], "backdrop", np.array([y_all[k] for k in bfit]),
-                          BACKDROP_FEATURES)
+        # --- backdrop
+        has_b = [k for k in ok if records[k]["checks"].get("backdrop", {}).get("coherence") is not None]
+        bfit = [k for k in has_b if k not in held]
+        backdrop = fit_signed([records[k] for k in bfit], "backdrop", np.array([y_all[k] for k in bfit]),
+                              BACKDROP_FEATURES)
 
-    def backdrop_score(k: str) -> float:
-        return logistic_score(records[k]["checks"]["backdrop"], backdrop)
+        def backdrop_score(k: str) -> float:
+            return logistic_score(records[k]["checks"]["backdrop"], backdrop)
 
-    backdrop_flag = max(0.5, threshold_at_fpr(
-        np.array([backdrop_score(k) for k in bfit if y_all[k] == 0]), 0.02))
-    bheld = [k for k in has_b if k in held]
-    metrics["backdrop"] = {"held_out": roc_metrics([y_all[k] for k in bheld], [backdrop_score(k) for k in bheld]),
-                           "flag_threshold": round(backdrop_flag, 4)}
+        backdrop_flag = max(0.5, threshold_at_fpr(
+            np.array([backdrop_score(k) for k in bfit if y_all[k] == 0]), 0.02))
+        bheld = [k for k in has_b if k in held]
+        metrics["backdrop"] = {"held_out": roc_metrics([y_all[k] for k in bheld], [backdrop_score(k) for k in bheld]),
+                               "flag_threshold": round(backdrop_flag, 4)}
 
     # --- CNN: its scores are only honest on sources it never saw in training, so with a
     # CNN the fusion is fitted and thresholded on those sources alone (half each).
@@ -240,11 +250,13 @@ def main() -> None:
     fit_keys = [k for k in fusion_pool if k not in held]
 
     # --- fusion
-    has_g_set, has_b_set = set(has_g), set(has_b)
     # Checks whose score model this script refits score from their recorded measures; every
     # other check enters with the score it recorded.
-    refitted = {"glasses": lambda k: glasses_score(k) if k in has_g_set else None,
-                "backdrop": lambda k: backdrop_score(k) if k in has_b_set else None}
+    refitted: dict[str, Any] = {}
+    if not args.fusion_only:
+        has_g_set, has_b_set = set(has_g), set(has_b)
+        refitted = {"glasses": lambda k: glasses_score(k) if k in has_g_set else None,
+                    "backdrop": lambda k: backdrop_score(k) if k in has_b_set else None}
 
     def check_score(k: str, name: str) -> float | None:
         if name in refitted:
@@ -256,11 +268,16 @@ def main() -> None:
 
     names = [f"{c}_logit" for c in checks]
 
-    def fx(k: str) -> list[float]:
-        f = features(check_results(k), checks)
+    one_sided = sorted(set(args.one_sided_checks) & set(checks))
+
+    def fx(k: str, *, raw: bool = False) -> list[float]:
+        """The fusion's inputs for ``k`` (``raw``: one-sided checks' logits as they are, which
+        is what a floor's own calibration takes)."""
+        f = features(check_results(k), checks, () if raw else one_sided)
         return [f[n] for n in names]
 
     xf = np.array([fx(k) for k in fit_keys])
+    xraw = np.array([fx(k, raw=True) for k in fit_keys])
     yf = np.array([y_all[k] for k in fit_keys])
     # Shape the fit like profile photos: ordinary real photos dominate, aligned dataset
     # photos are a small stratum (``--aligned-share`` of the reals' weight), GAN and real
@@ -295,7 +312,7 @@ def main() -> None:
             continue
         column = names.index(f"{name}_logit")
         judged = np.array([check_score(k, name) is not None for k in fit_keys])
-        calibration = LogisticRegression(C=1.0, max_iter=1000).fit(xf[judged][:, [column]], yf[judged],
+        calibration = LogisticRegression(C=1.0, max_iter=1000).fit(xraw[judged][:, [column]], yf[judged],
                                                                    sample_weight=wf[judged])
         if calibration.coef_[0][0] > 0:  # a check that means the opposite of its name is no floor
             floors[name] = {"bias": float(calibration.intercept_[0]), "weight": float(calibration.coef_[0][0])}
@@ -305,7 +322,7 @@ def main() -> None:
         return float(1 / (1 + np.exp(-(bias + x @ np.array([weights[n] for n in names])))))
 
     def floor_p(k: str) -> float:
-        x = fx(k)
+        x = fx(k, raw=True)
         out = 0.0
         for name, floor in floors.items():
             if check_score(k, name) is None:
@@ -338,18 +355,31 @@ def main() -> None:
     # The version names the fitted numbers, not only the day: records carry it, and a resumed
     # scan keeps a record only if it was made by the same version.
     flag_floors = {flag: {"probability": round(gan_t, 5), "why": why} for flag, why in FLAG_FLOORS.items()}
-    fitted = json.dumps({"bias": bias, "weights": weights, "floors": floors, "gan": round(gan_t, 5),
-                         "real": round(real_t, 5), "flag_floors": flag_floors}, sort_keys=True)
+    fitted_numbers = {"bias": bias, "weights": weights, "floors": floors, "gan": round(gan_t, 5),
+                      "real": round(real_t, 5), "flag_floors": flag_floors}
+    if one_sided:  # absent from versions fitted before one-sided checks existed
+        fitted_numbers["one_sided"] = one_sided
+    fitted = json.dumps(fitted_numbers, sort_keys=True)
     version = f"fusion-{dt.date.today().isoformat()}-{hashlib.sha256(fitted.encode()).hexdigest()[:8]}"
-    checks_json = {
-        "version": "checks-" + dt.date.today().isoformat(),
-        "glasses": {"presence": presence, "asymmetry": asymmetry,
-                    "presence_threshold": presence_threshold, "flag_threshold": round(glasses_flag, 4)},
-        "backdrop": {"model": backdrop, "flag_threshold": round(backdrop_flag, 4)},
-    }
-    if with_cnn:
-        checks_json["cnn"] = {"flag_threshold": round(cnn_flag, 4),
-                              "flag_rule": "CNN score at FPR 1 % on real photos of its held-out sources"}
+    models = ROOT / "models"
+    # Flag rates on ordinary real photos are measured on other sources after a fit (model
+    # card); keep them so the report's texts and their test stay in step until re-measured.
+    previous = json.loads((models / "checks.json").read_text()) if (models / "checks.json").exists() else {}
+    checks_json: dict[str, Any] | None = None
+    if not args.fusion_only:
+        checks_json = {
+            "version": "checks-" + dt.date.today().isoformat(),
+            "glasses": {"presence": presence, "asymmetry": asymmetry,
+                        "presence_threshold": presence_threshold, "flag_threshold": round(glasses_flag, 4)},
+            "backdrop": {"model": backdrop, "flag_threshold": round(backdrop_flag, 4)},
+        }
+        if with_cnn:
+            checks_json["cnn"] = {"flag_threshold": round(cnn_flag, 4),
+                                  "flag_rule": "CNN score at FPR 1 % on real photos of its held-out sources"}
+        # So are the geometry check's re-crop threshold (set on ordinary real photos, model card).
+        for kept in ("geometry", "flag_rates"):
+            if kept in previous:
+                checks_json[kept] = previous[kept]
     fusion_json = {
         "version": version,
         "checks": checks,
@@ -357,6 +387,7 @@ def main() -> None:
         "weights": weights,
         "floors": floors,
         "flag_floors": flag_floors,
+        **({"one_sided": one_sided} if one_sided else {}),
         "thresholds": {"gan": round(gan_t, 5), "real": round(real_t, 5)},
         "never_real": NEVER_REAL,
         "operating_point": {
@@ -366,18 +397,13 @@ def main() -> None:
         "provenance": {"script": "scripts/fit_fusion.py", "seed": SEED,
                        "scan": [str(p.name) for p in args.scan],
                        "split": "half of every source held out",
+                       "fitted": "the fusion alone (checks.json kept)" if args.fusion_only else
+                                 "checks.json's glasses and backdrop models and the fusion",
                        "population": f"ordinary reals, aligned reals weighted to {args.aligned_share:g} of the reals"},
     }
-    models = ROOT / "models"
-    # Flag rates on ordinary real photos are measured on other sources after a fit (model
-    # card); keep them so the report's texts and their test stay in step until re-measured.
-    previous = json.loads((models / "checks.json").read_text()) if (models / "checks.json").exists() else {}
-    # So are the geometry check's re-crop threshold (set on ordinary real photos, model card).
-    for kept in ("geometry", "flag_rates"):
-        if kept in previous:
-            checks_json[kept] = previous[kept]
     # Whole or not at all: a half-written model file would fail its checksum at every start.
-    write_text_atomic(models / "checks.json", json.dumps(checks_json, indent=2) + "\n")
+    if checks_json is not None:
+        write_text_atomic(models / "checks.json", json.dumps(checks_json, indent=2) + "\n")
     write_text_atomic(models / "fusion.json", json.dumps(fusion_json, indent=2) + "\n")
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(metrics, indent=2) + "\n")

@@ -139,3 +139,33 @@ def test_without_flag_floors_the_recrop_flag_moves_nothing() -> None:
     fusion = Fusion(params)
     weak = {"geometry": CheckResult(score=0.01, flags=("ffhq_recrop",)), "cnn": CheckResult(score=0.05)}
     assert fusion.decide(weak).verdict == "real"
+
+
+def test_a_one_sided_check_counts_only_as_gan_evidence() -> None:
+    checks = ["geometry", "cnn"]
+    off = {"geometry": CheckResult(score=0.01), "cnn": CheckResult(score=0.01)}
+    assert features(off, checks, ["geometry"]) == {"geometry_logit": 0.0, "cnn_logit": logit(0.01)}
+    on = {"geometry": CheckResult(score=0.99), "cnn": CheckResult(score=0.01)}
+    assert features(on, checks, ["geometry"]) == features(on, checks)  # GAN evidence counts in full
+    assert features(off, checks)["geometry_logit"] == logit(0.01)  # two-sided unless named
+
+
+def test_with_one_sided_geometry_a_recrop_cannot_make_a_gan_face_look_more_real_than_an_unjudged_photo() -> None:
+    params = {**load_json("fusion.json"), "floors": {}, "flag_floors": {},
+              "weights": {"geometry_logit": 0.8, "cnn_logit": 0.5}, "bias": -1.0}
+    one_sided = Fusion({**params, "one_sided": ["geometry"]})
+    two_sided = Fusion({**params, "one_sided": []})
+    # A re-cropped GAN face: geometry judges it far off the template; the CNN finds it GAN-like.
+    recropped = {"geometry": CheckResult(score=0.002), "cnn": CheckResult(score=0.9)}
+    # A tight real photo: geometry cannot judge it; the CNN finds it as GAN-like.
+    tight = {"geometry": CheckResult(score=None, reason="face cut off"), "cnn": CheckResult(score=0.9)}
+    assert one_sided.probability(recropped) == pytest.approx(one_sided.probability(tight))
+    two = two_sided.probability(recropped)
+    assert two is not None and two < (two_sided.probability(tight) or 0.0)
+    # On the template the evidence is the same either way, and it still raises the score.
+    on_template = {"geometry": CheckResult(score=0.99), "cnn": CheckResult(score=0.9)}
+    assert one_sided.probability(on_template) == pytest.approx(two_sided.probability(on_template))
+    assert (one_sided.probability(on_template) or 0.0) > (one_sided.probability(tight) or 1.0)
+    # The contributions the reason is written from follow the same inputs.
+    assert one_sided.contributions(recropped)["geometry"] == 0.0
+    assert two_sided.contributions(recropped)["geometry"] < 0.0

@@ -16,6 +16,13 @@ threshold's operating point: a face carrying it scores at least the gan threshol
 geometry check's ``ffhq_recrop`` (a crop of a StyleGAN/FFHQ-aligned frame, flagged on 1 % of
 ordinary real photos) is one: it is what is left of the alignment once a GAN face is re-cropped.
 
+A *one-sided* check (``one_sided``, absent from the shipped fusion) gives evidence in one
+direction only: its logit counts when it says GAN and is 0 — the same as a check that could
+not judge — when it says real. Geometry is the case in point: a face off the StyleGAN template
+is what ordinary photos and re-cropped GAN faces both look like, so counted two-sided a
+re-crop makes a GAN face look more real than a tight photo geometry cannot judge at all. The
+model card (Fusion) says what it gained and cost when fitted, and why it is not shipped.
+
 Two rules sit on top of the threshold, both in ``fusion.json``:
 
 * ``never_real``: flags that forbid a ``real`` verdict. A face on the StyleGAN/FFHQ landmark
@@ -33,7 +40,7 @@ cleared.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,15 +76,18 @@ def logit(p: float) -> float:
     return max(-LOGIT_CLIP, min(LOGIT_CLIP, math.log(p / (1 - p))))
 
 
-def features(results: Mapping[str, CheckResult], checks: Sequence[str]) -> dict[str, float]:
+def features(results: Mapping[str, CheckResult], checks: Sequence[str],
+             one_sided: Collection[str] = ()) -> dict[str, float]:
     """The fusion model's inputs: each check's score logit, 0 (no evidence) when it could
     not judge. Missing checks carry no weight of their own: in the training collection
-    "could not judge" mostly means "tightly cropped real photo", a shortcut not to learn."""
+    "could not judge" mostly means "tightly cropped real photo", a shortcut not to learn.
+    A check in ``one_sided`` counts only as GAN evidence: its negative logits are 0."""
     out: dict[str, float] = {}
     for name in checks:
         result = results.get(name)
         score = None if result is None else result.score
-        out[f"{name}_logit"] = 0.0 if score is None else logit(score)
+        value = 0.0 if score is None else logit(score)
+        out[f"{name}_logit"] = max(value, 0.0) if name in one_sided else value
     return out
 
 
@@ -94,13 +104,14 @@ class Fusion:
         self.never_real: Mapping[str, str] = params.get("never_real", {})
         self.floors: Mapping[str, Mapping[str, float]] = params.get("floors", {})
         self.flag_floors: Mapping[str, Mapping[str, Any]] = params.get("flag_floors", {})
+        self.one_sided = frozenset(params.get("one_sided", ()))
 
     def probability(self, results: Mapping[str, CheckResult]) -> float | None:
         return self._score(results)[0] if _judged(results) else None
 
     def _score(self, results: Mapping[str, CheckResult]) -> tuple[float, dict[str, float]]:
         """The fused score of judged results, and the floors that lift it."""
-        x = features(results, self.checks)
+        x = features(results, self.checks, self.one_sided)
         linear = sigmoid(self.bias + sum(w * x[k] for k, w in self.weights.items()))
         # A floor lifts only a face its check alone would call gan: below the gan threshold
         # the linear fusion ranks faces (a floor check's weak evidence is already in it).
@@ -130,7 +141,7 @@ class Fusion:
 
     def contributions(self, results: Mapping[str, CheckResult]) -> dict[str, float]:
         """Each weighted check's share of the fused logit (0 when it could not judge)."""
-        x = features(results, self.checks)
+        x = features(results, self.checks, self.one_sided)
         return {name: self.weights.get(f"{name}_logit", 0.0) * x[f"{name}_logit"] for name in self.checks}
 
     def decide(self, results: Mapping[str, CheckResult], *, face_found: bool = True) -> Verdict:
