@@ -39,3 +39,23 @@ def test_recrop_of_a_file_does_not_change_when_another_leaves_the_set(tmp_path: 
     assert len(boxes) == 3
     first = np.asarray(Image.open(items[0].path)).tobytes()
     assert whole["gan/a.png"] != first  # it is a re-crop, not the file
+
+
+def test_records_name_each_file_and_variant_and_match_the_scores(tmp_path: Path) -> None:
+    from ganscreen import Screener
+
+    items = _items(tmp_path, ["a", "b"])
+    face = tmp_path / "face.png"
+    face.write_bytes((ROOT / "samples" / "astronaut.png").read_bytes())
+    items.append(evaluate.Item(face, "real/face.png", 0, "real/y", False))
+    screener = Screener(device="cpu", workers=1, torch_threads=1)
+    records: list[dict] = []
+    rows = evaluate.screen(items, "recropped", screener, seed=0, records=records)
+    assert [r["key"] for r in records] == [r["key"] for r in rows] == [i.key for i in items]
+    assert all(r["variant"] == "recropped" for r in records)
+    # Each record is the scan record of the variant, filed under the item's own file.
+    assert [r["path"] for r in records] == [str(i.path) for i in items]
+    for rec, row in zip(records, rows, strict=True):
+        assert rec["score"] == row["scores"]["fused"] and rec["verdict"] == row["verdict"]
+    judged = records[-1]
+    assert judged["status"] == "ok" and judged["checks"]["cnn"]["score"] == rows[-1]["scores"]["cnn"]
