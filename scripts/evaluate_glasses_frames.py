@@ -11,6 +11,11 @@ of asymmetric frames, of symmetric real and of symmetric GAN frames carrying the
 ``glasses_asymmetry`` flag, and the counts. A frame the check cannot judge (no face, eye
 region outside the image) counts as score 0 and unflagged, and is counted as not judged.
 A labelled file found in none of the ``--data`` folders is counted as missing.
+
+``pose`` says how much of that is head pose: each face's yaw (the nose's offset from the eye
+midpoint along the eye line, in eye distances, from the detected landmarks), the AUC of |yaw|
+alone between asymmetric and symmetric frames, each asymmetry measure's correlation with |yaw|
+among the symmetric frames, and the AUCs among near-frontal faces only (|yaw| < 0.08).
 """
 
 from __future__ import annotations
@@ -21,12 +26,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, label_of, roc_metrics, source_of  # noqa: E402
 from ganscreen.checks.glasses import FLAG, SPEC  # noqa: E402
+from ganscreen.faces import primary_face  # noqa: E402
 from ganscreen.pipeline import Screener  # noqa: E402
 
 DEFAULT_LABELS = ROOT / "scripts" / "data" / "glasses_frames.tsv"
+FRONTAL_YAW = 0.08  # |yaw| below this: a near-frontal face (about the median of the labelled frames)
+POSE_MEASURES = ("lens_asymmetry", "temple_asymmetry", "orientation_asymmetry", "asymmetry")
 
 
 def read_labels(path: Path) -> dict[str, int]:
@@ -60,12 +70,51 @@ def screen(paths: dict[str, Path], device: str) -> list[dict[str, Any]]:
     for key, report in zip(keys, screener.scan([paths[k] for k in keys]), strict=True):
         result = report.checks.get("glasses")
         score = result.score if result is not None else None
+        face = primary_face(list(report.faces))
         rows.append({
             "key": key, "source": source_of(key), "gan": label_of(key) == 1,
             "judged": score is not None, "score": float(score) if score is not None else 0.0,
             "flag": result is not None and FLAG in result.flags,
+            "yaw": None if face is None else yaw(face.landmarks),
+            "measures": {k: float(v) for k, v in (result.measures if result is not None else {}).items()
+                         if k in POSE_MEASURES},
         })
     return rows
+
+
+def yaw(landmarks: np.ndarray) -> float:
+    """The nose tip's offset from the eye midpoint along the eye line, in eye distances
+    (0: frontal; its sign says which way the head is turned)."""
+    left, right, nose = (np.asarray(p, np.float64) for p in landmarks[:3])
+    axis = right - left
+    distance = float(np.hypot(*axis)) or 1.0
+    return float(np.dot(nose - (left + right) / 2, axis / distance) / distance)
+
+
+def pose(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How far pose alone explains the labels and the measures (see the module's docstring)."""
+    posed = [r for r in rows if r["judged"] and r["yaw"] is not None]
+    sym = [r for r in posed if r["asym"] == 0]
+    frontal = [r for r in posed if abs(r["yaw"]) < FRONTAL_YAW]
+    correlation = {}
+    for name in POSE_MEASURES:
+        x = np.array([r["measures"].get(name, np.nan) for r in sym]), np.array([abs(r["yaw"]) for r in sym])
+        ok = np.isfinite(x[0])
+        varies = ok.sum() > 2 and x[0][ok].std() > 0 and x[1][ok].std() > 0  # else no correlation to give
+        correlation[name] = round(float(np.corrcoef(x[0][ok], x[1][ok])[0, 1]), 3) if varies else None
+    return {
+        "abs_yaw_auc": auc([{**r, "score": abs(r["yaw"])} for r in posed]),
+        "mean_abs_yaw": {"asymmetric": _mean_abs_yaw([r for r in posed if r["asym"] == 1]),
+                         "symmetric": _mean_abs_yaw(sym)},
+        "correlation_with_abs_yaw_among_symmetric": correlation,
+        "frontal": {"max_abs_yaw": FRONTAL_YAW, "score": auc(frontal),
+                    **{name: auc([{**r, "score": r["measures"].get(name, 0.0)} for r in frontal])
+                       for name in POSE_MEASURES}},
+    }
+
+
+def _mean_abs_yaw(rows: list[dict[str, Any]]) -> float | None:
+    return round(float(np.mean([abs(r["yaw"]) for r in rows])), 4) if rows else None
 
 
 def share(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -110,6 +159,7 @@ def main() -> None:
         "auc_per_gan_source": per_source,
         "flagged": {"asymmetric": share(asym), "symmetric_real": share(sym_real),
                     "symmetric_gan": share(sym_gan)},
+        "pose": pose(rows),
     }
     text = json.dumps(out, indent=2)
     print(text)
