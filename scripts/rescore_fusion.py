@@ -13,7 +13,11 @@ when fitting on that scan (half of every source, seed 0), so fusions fitted on S
 on files none of them was fitted on. Rows: per fusion and variant, AUC / TPR at 1 % FPR of all
 GAN faces against the ordinary and the aligned real photos (faces only: records without a
 score are left out), and the verdicts at the file's own thresholds — the share of ordinary
-real photos called ``gan`` is the false-positive rate an analyst meets.
+real photos called ``gan`` is the false-positive rate an analyst meets. ``--bootstrap N``
+adds, for every fusion after the first, a paired bootstrap of its AUC against ordinary reals
+minus the first fusion's (the same faces resampled for both, GAN and real faces each drawn
+with replacement, seed 0): the 95 % interval says whether a difference is more than the draw
+of faces.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import is_aligned_real, label_of, read_records, read_sources, relative_key, roc_metrics, table  # noqa: E402
@@ -68,6 +73,21 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "verdicts": {k: dict(v) for k, v in verdicts.items()}}
 
 
+def paired_auc_difference(y: np.ndarray, base: np.ndarray, other: np.ndarray, n: int,
+                          seed: int = 0) -> dict[str, float]:
+    """AUC(other) − AUC(base) on the same faces, with a 95 % paired bootstrap interval
+    (positives and negatives resampled separately, so every draw has both)."""
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    diffs = np.empty(n)
+    for i in range(n):
+        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+        diffs[i] = roc_auc_score(y[idx], other[idx]) - roc_auc_score(y[idx], base[idx])
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return {"difference": round(float(roc_auc_score(y, other) - roc_auc_score(y, base)), 4),
+            "low": round(float(low), 4), "high": round(float(high), 4), "draws": n}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("records", type=Path, nargs="+", help="JSON Lines from scripts/evaluate.py --records")
@@ -77,6 +97,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--data", type=Path, nargs="*", default=[],
                     help="for plain `ganscreen scan` records: the folders scanned (their SOURCES.tsv says "
                          "which reals are dataset-aligned); such records count as one variant, as found")
+    ap.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                    help="paired bootstrap draws for each fusion's AUC difference from the first (0: none)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -101,12 +123,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit("no records to score")
     out: dict[str, Any] = {}
     lines = []
+    first: list[dict[str, Any]] | None = None
     for path in args.fusion:
         params = json.loads(path.read_text(encoding="utf-8"))
         fusion = Fusion(params)
         rows = rescore(records, fusion)
+        first = rows if first is None else first
         for variant in sorted({r["variant"] for r in rows}):
             result = summary([r for r in rows if r["variant"] == variant])
+            if args.bootstrap and rows is not first:
+                # rescore keeps the records' order and drops the same ones whatever the fusion
+                pick = [i for i, r in enumerate(rows) if r["variant"] == variant and not r["aligned"]]
+                y = np.array([rows[i]["label"] for i in pick])
+                if len(set(y)) == 2:
+                    result["auc_vs_ordinary_minus_first"] = paired_auc_difference(
+                        y, np.array([first[i]["score"] for i in pick]), np.array([rows[i]["score"] for i in pick]),
+                        args.bootstrap)
             out.setdefault(str(path), {})[variant] = result
             o, a, real = result["vs_ordinary"], result["vs_aligned"], result["verdicts"]["ordinary_reals"]
             n_real = sum(real.values())
@@ -117,11 +149,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "ordinary reals called gan": f"{real.get('gan', 0)} ({real.get('gan', 0) / max(n_real, 1):.1%})",
                 "called real": f"{real.get('real', 0)}",
                 "GAN faces called gan": f"{result['verdicts']['gan'].get('gan', 0)}",
+                **({"AUC − first (95 %)": _difference(result["auc_vs_ordinary_minus_first"])}
+                   if "auc_vs_ordinary_minus_first" in result else {}),
             })
-    print(table(lines, list(lines[0])))
+    print(table(lines, list(dict.fromkeys(k for line in lines for k in line))))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def _difference(d: dict[str, float]) -> str:
+    return f"{d['difference']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f})"
 
 
 def _auc_tpr(metrics: dict[str, Any]) -> str:

@@ -57,3 +57,17 @@ def test_each_fusion_file_gets_its_rows_and_a_changed_fusion_changes_them(record
     assert ours["verdicts"]["gan"].get("gan", 0) >= 1  # the shipped fusion calls the aligned copies gan
     assert theirs["verdicts"]["gan"].get("gan", 0) == 0  # nothing clears a 0.999 threshold here
     assert json.loads((tmp_path / "out.json").read_text()) == json.loads(json.dumps(out))
+
+
+def test_the_paired_bootstrap_is_zero_for_the_same_scores_and_positive_for_a_better_ranking() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    y = np.array([1] * 40 + [0] * 60)
+    noisy = y + rng.normal(0, 1.0, len(y))  # AUC well below 1
+    same = rescore_fusion.paired_auc_difference(y, noisy, noisy.copy(), 200)
+    assert same == {"difference": 0.0, "low": 0.0, "high": 0.0, "draws": 200}
+    better = rescore_fusion.paired_auc_difference(y, noisy, y + rng.normal(0, 0.2, len(y)), 200)
+    assert 0 < better["low"] <= better["difference"] <= better["high"]
+    worse = rescore_fusion.paired_auc_difference(y, y + rng.normal(0, 0.2, len(y)), noisy, 200)
+    assert worse["high"] < 0
