@@ -211,12 +211,15 @@ def main() -> None:
                                "sources": sorted({i.source for i in items}), "variants": {}}
     if args.recrop_seed:  # absent: seed 0
         results["recrop_seed"] = args.recrop_seed
-    records: list[dict[str, Any]] | None = [] if args.records else None
+    if args.records:
+        args.records.write_text("", encoding="utf-8")
     for variant in args.variants:
+        records: list[dict[str, Any]] | None = [] if args.records else None
         results["variants"][variant] = metrics(screen(items, variant, screener, args.recrop_seed, records))
         print(f"{variant}: done", file=sys.stderr)
-        if args.records and records is not None:  # after each variant: a stopped run keeps what it finished
-            args.records.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        if args.records and records:  # after each variant: a stopped run keeps what it finished
+            with args.records.open("a", encoding="utf-8") as out:
+                out.writelines(json.dumps(r) + "\n" for r in records)
     text = markdown(results)
     print(text)
     if args.json:

@@ -98,10 +98,11 @@ def pose(rows: list[dict[str, Any]]) -> dict[str, Any]:
     frontal = [r for r in posed if abs(r["yaw"]) < FRONTAL_YAW]
     correlation = {}
     for name in POSE_MEASURES:
-        x = np.array([r["measures"].get(name, np.nan) for r in sym]), np.array([abs(r["yaw"]) for r in sym])
-        ok = np.isfinite(x[0])
-        varies = ok.sum() > 2 and x[0][ok].std() > 0 and x[1][ok].std() > 0  # else no correlation to give
-        correlation[name] = round(float(np.corrcoef(x[0][ok], x[1][ok])[0, 1]), 3) if varies else None
+        values = np.array([r["measures"].get(name, np.nan) for r in sym])
+        turn = np.array([abs(r["yaw"]) for r in sym])
+        ok = np.isfinite(values)
+        varies = ok.sum() > 2 and values[ok].std() > 0 and turn[ok].std() > 0  # else no correlation to give
+        correlation[name] = round(float(np.corrcoef(values[ok], turn[ok])[0, 1]), 3) if varies else None
     return {
         "abs_yaw_auc": auc([{**r, "score": abs(r["yaw"])} for r in posed]),
         "mean_abs_yaw": {"asymmetric": _mean_abs_yaw([r for r in posed if r["asym"] == 1]),

@@ -115,8 +115,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             # Several files may hold one variant (draws of re-crops): each row names its file too.
             records.append({**r, "variant": f"{r['variant']} ({path.stem})"})
     if args.heldout_of is not None:
-        keys = sorted(k for k in (relative_key(r["path"]) for r in read_records(args.heldout_of))
-                      if label_of(k) is not None)
+        # One key per file, as fit_fusion.py keys its records, so the split is the same one.
+        keys = sorted({k for k in (relative_key(r["path"]) for r in read_records(args.heldout_of))
+                       if label_of(k) is not None})
         held = split_by_source(keys)
         records = [r for r in records if r["key"] in held]
     if not records:
