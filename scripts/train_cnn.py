@@ -164,10 +164,13 @@ def split(samples: list[Sample], holdout: list[str], datas: list[Path]) -> tuple
 # --------------------------------------------------------------------------- augmentation
 
 
-def augment(sample: Sample, rng: np.random.Generator, config: ModelConfig) -> np.ndarray:
+def augment(sample: Sample, rng: np.random.Generator, config: ModelConfig,
+            smooth_p: float = 0.0) -> np.ndarray:
     region, points = sample.region, sample.landmarks.copy()
     if rng.random() < 0.3:  # re-cropped copies, so alignment is never the clue
         region, points = recrop(region, points, rng)
+    if smooth_p > 0 and rng.random() < smooth_p:  # no draw at 0: earlier runs replay exactly
+        region = smooth_skin(region, points, rng)
     region, points = launder(region, points, rng)
     # As inference sees it (cnn.json), with room for the framing jitter below.
     region, points = canonical_face(region, points, config, zoom=0.6 * config.zoom)
@@ -217,6 +220,18 @@ def launder(region: np.ndarray, points: np.ndarray, rng: np.random.Generator) ->
         if rng.random() < 0.5:
             region = jpeg(region, int(rng.integers(30, 96)))
     return jpeg(region, int(rng.integers(30, 101))), points
+
+
+def smooth_skin(region: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A phone's or editor's beauty filter, for every class alike: an edge-preserving
+    (bilateral) smoothing sized to the face, blended in at a random strength, so that smooth,
+    evenly lit skin is no clue to the label."""
+    eye = float(np.linalg.norm(points[1] - points[0]))
+    sigma_space = max(1.0, rng.uniform(0.03, 0.08) * eye)
+    smoothed = cv2.bilateralFilter(region, d=-1, sigmaColor=float(rng.uniform(15, 45)), sigmaSpace=sigma_space)
+    strength = rng.uniform(0.5, 1.0)
+    out = strength * smoothed.astype(np.float32) + (1 - strength) * region.astype(np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def recrop(region: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -383,7 +398,7 @@ def train(args: argparse.Namespace) -> dict:
             if len(idx) == 0:
                 break
             batch = [train_set[i] for i in idx]
-            x = to_tensor([augment(s, rng, config) for s in batch], config)
+            x = to_tensor([augment(s, rng, config, args.smooth_p) for s in batch], config)
             y = torch.tensor([float(s.label) for s in batch])
             loss = loss_fn(model(x), y)
             optimiser.zero_grad()
@@ -445,6 +460,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--widths", type=int, nargs="*", default=None)
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (same architecture)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--smooth-p", type=float, default=0.0,
+                    help="share of training images given a beauty-filter smoothing (every class alike)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-per-class", type=int, default=None, help="subsample (smoke runs)")
     ap.add_argument("--max-steps", type=int, default=None, help="cap steps per epoch (smoke runs)")

@@ -158,6 +158,31 @@ def test_tiny_training_run_end_to_end(tmp_path, samples) -> None:  # noqa: ANN00
     assert means[0] != means[1]
 
 
+def test_beauty_filter_smooths_texture_but_keeps_edges() -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import cv2
+
+    import train_cnn
+
+    # Skin-like noise on two flat halves with one strong edge between them.
+    rng = np.random.default_rng(3)
+    image = np.full((160, 160, 3), 70.0)
+    image[:, 80:] = 190.0
+    image = np.clip(image + rng.normal(0, 12, image.shape), 0, 255).astype(np.uint8)
+    eyes = np.array([[50.0, 60.0], [110.0, 60.0]], np.float32)
+    out = train_cnn.smooth_skin(image, eyes, np.random.default_rng(0))
+    assert out.shape == image.shape and out.dtype == np.uint8
+    texture = [float(x[:, :70].astype(np.float32).std()) for x in (image, out)]
+    assert texture[1] < 0.7 * texture[0]  # the noise is smoothed away
+    edge = [float(x[:, 84:].mean() - x[:, :76].mean()) for x in (image, out)]
+    assert edge[1] > 0.9 * edge[0]  # the edge survives
+    lap = [float(cv2.Laplacian(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), cv2.CV_32F).var()) for x in (image, out)]
+    assert lap[1] < lap[0]
+    # Seeded: the same generator state gives the same filter.
+    again = train_cnn.smooth_skin(image, eyes, np.random.default_rng(0))
+    assert np.array_equal(out, again)
+
+
 def test_real_photo_scores_low_and_training_gan_scores_high(cnn: CnnCheck, detector: FaceDetector,
                                                            astronaut: np.ndarray, astronaut_face: Face) -> None:
     real = cnn.run(_ctx(astronaut, astronaut_face)).score
