@@ -155,6 +155,19 @@ def test_tiny_training_run_end_to_end(tmp_path, samples) -> None:  # noqa: ANN00
     # The copy changes what the network sees: the held-out real photos score differently.
     means = [r["per_source"]["as_found"]["real/photos"]["mean_score"] for r in results.values()]
     assert means[0] != means[1]
+    # scripts/evaluate_cnn_zooms.py scores the same held-out faces per zoom: at the model's own
+    # zoom it reproduces --evaluate.
+    import evaluate_cnn_zooms
+
+    zooms = evaluate_cnn_zooms.main([
+        "--data", str(data), "--cache", str(tmp_path / "cache"), "--holdout", "gan/upsampled", "real/photos",
+        "--weights", str(out / "cnn.safetensors"), "--config", str(out / "cnn.json"), "--zooms", "1.3", "2.0",
+        "--json", str(tmp_path / "zooms.json")])
+    assert zooms["n_held_out"] == 6
+    for variant in ("as_found", "recropped", "degraded"):
+        assert zooms[f"{variant}@1.3"] == results[False]["all"][variant]
+        assert zooms[f"{variant}@mean"]["n_pos"] == 3 and zooms[f"{variant}@mean"]["n_neg"] == 3
+    assert (tmp_path / "zooms.json").exists()
 
 
 def test_beauty_filter_smooths_texture_but_keeps_edges() -> None:
