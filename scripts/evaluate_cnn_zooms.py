@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_cnn  # noqa: E402
 from _common import ROOT, roc_metrics  # noqa: E402
 
-VARIANTS = ("as_found", "recropped", "degraded")
+VARIANTS = train_cnn.VARIANTS
 
 
 def logits_by_zoom(model: torch.nn.Module, held: list, config: train_cnn.ModelConfig,
@@ -37,8 +37,7 @@ def logits_by_zoom(model: torch.nn.Module, held: list, config: train_cnn.ModelCo
     for variant in VARIANTS:
         for zoom in zooms:
             cfg = replace(config, zoom=zoom)
-            p = np.clip(train_cnn.predict(model, train_cnn.variant_crops(held, cfg, variant), cfg), 1e-7, 1 - 1e-7)
-            out[(variant, zoom)] = np.log(p / (1 - p))
+            out[(variant, zoom)] = train_cnn.predict_logits(model, train_cnn.variant_crops(held, cfg, variant), cfg)
     return out
 
 
@@ -65,11 +64,10 @@ def main(argv: list[str] | None = None) -> dict:
     logits = logits_by_zoom(train_cnn.load_model(args.weights, config), held, config, args.zooms)
     result: dict = {"weights": str(args.weights), "n_held_out": len(held), "n_gan": int(y.sum()),
                     "zooms": args.zooms}
-    for variant in VARIANTS:
+    for variant in VARIANTS:  # the metrics are rank-based, so logits score as probabilities do
         for zoom in args.zooms:
-            result[f"{variant}@{zoom}"] = roc_metrics(y, 1 / (1 + np.exp(-logits[(variant, zoom)])))
-        mean = np.mean([logits[(variant, z)] for z in args.zooms], axis=0)
-        result[f"{variant}@mean"] = roc_metrics(y, 1 / (1 + np.exp(-mean)))
+            result[f"{variant}@{zoom}"] = roc_metrics(y, logits[(variant, zoom)])
+        result[f"{variant}@mean"] = roc_metrics(y, np.mean([logits[(variant, z)] for z in args.zooms], axis=0))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     for key, value in result.items():

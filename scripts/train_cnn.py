@@ -51,6 +51,7 @@ from ganscreen.model import (  # noqa: E402
 )
 
 DEFAULT_HOLDOUT = FIT_SOURCES  # the protocol's `F` sources (_common.py says why these)
+VARIANTS = ("as_found", "recropped", "degraded")  # the held-out faces as validation sees them
 REGION_EYE_DISTANCE = 96  # cached regions are downscaled so the eyes are at most this far apart
 
 
@@ -302,15 +303,19 @@ def seed_everything(seed: int) -> None:
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, crops: list[np.ndarray], config: ModelConfig, batch: int = 64) -> np.ndarray:
-    """Mean probability over each crop and its mirror image."""
+def predict_logits(model: nn.Module, crops: list[np.ndarray], config: ModelConfig, batch: int = 64) -> np.ndarray:
+    """Mean logit over each crop and its mirror image."""
     model.eval()
     out = []
     for i in range(0, len(crops), batch):
         x = to_tensor(crops[i:i + batch], config)
-        logits = (model(x) + model(torch.flip(x, dims=[3]))) / 2
-        out.append(torch.sigmoid(logits).numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+        out.append(((model(x) + model(torch.flip(x, dims=[3]))) / 2).numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def predict(model: nn.Module, crops: list[np.ndarray], config: ModelConfig, batch: int = 64) -> np.ndarray:
+    """Mean probability over each crop and its mirror image (the sigmoid of predict_logits)."""
+    return torch.sigmoid(torch.from_numpy(predict_logits(model, crops, config, batch))).numpy()
 
 
 def variant_crops(samples: list[Sample], config: ModelConfig, variant: str, seed: int = 1) -> list[np.ndarray]:
@@ -337,7 +342,7 @@ def evaluate(model: nn.Module, samples: list[Sample], config: ModelConfig,
     y = np.array([s.label for s in samples])
     reals = np.flatnonzero(y == 0)
     result: dict = {}
-    for variant in ("as_found", "recropped", "degraded"):
+    for variant in VARIANTS:
         crops = cached[variant] if cached is not None else variant_crops(samples, config, variant)
         scores = predict(model, crops, config)
         entry = {"all": roc_metrics(y, scores)}
@@ -374,7 +379,7 @@ def train(args: argparse.Namespace) -> dict:
     print(f"train {len(train_set)} ({sum(s.label for s in train_set)} GAN), held out {len(held)} "
           f"({sum(s.label for s in held)} GAN)", file=sys.stderr)
     model = load_model(args.init, config) if args.init else build_model(config)
-    cached = {v: variant_crops(held, config, v) for v in ("as_found", "recropped", "degraded")} if held else None
+    cached = {v: variant_crops(held, config, v) for v in VARIANTS} if held else None
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train_set) / args.batch_size))
     if args.max_steps:
@@ -409,7 +414,7 @@ def train(args: argparse.Namespace) -> dict:
         metrics = evaluate(model, held, config, cached)
         row = {"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4),
                "lr": round(schedule.get_last_lr()[0], 6), "minutes": round((time.time() - start) / 60, 2)}
-        for variant in ("as_found", "recropped", "degraded"):
+        for variant in VARIANTS:
             row[f"heldout_auc_{variant}"] = metrics.get(variant, {}).get("all", {}).get("auc", "")
             row[f"heldout_tpr_at_fpr_0.01_{variant}"] = metrics.get(variant, {}).get("all", {}).get("tpr_at_fpr_0.01", "")
         rows.append(row)
