@@ -48,6 +48,7 @@ from ganscreen.model import (  # noqa: E402
     load_model,
     save_model,
     to_tensor,
+    widen_stem,
 )
 
 DEFAULT_HOLDOUT = FIT_SOURCES  # the protocol's `F` sources (_common.py says why these)
@@ -364,7 +365,21 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
     return ModelConfig(input_size=args.input_size, zoom=args.zoom, arch=args.arch,
                        widths=tuple(args.widths) if args.widths else
                        ((32, 64, 128) if args.arch == "patchnet" else ModelConfig().widths),
-                       canonical_eye_px=args.canonical_eye_px, canonical_jpeg=args.canonical_jpeg)
+                       canonical_eye_px=args.canonical_eye_px, canonical_jpeg=args.canonical_jpeg,
+                       stem_stride=args.stem_stride)
+
+
+def initial_model(init: Path, config: ModelConfig) -> nn.Module:
+    """The network to fine-tune from ``init``: the same architecture, or (``stem_stride`` 2
+    from stride-1 weights) the exact widening of its stem (:func:`ganscreen.model.widen_stem`)."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(init), device="cpu")
+    if config.stem_stride == 2 and state["stem.0.weight"].shape[-1] == 3:
+        state = widen_stem(state)
+    model = build_model(config)
+    model.load_state_dict(state, strict=True)
+    return model
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -378,7 +393,7 @@ def train(args: argparse.Namespace) -> dict:
         raise SystemExit("no training images left after the hold-out")
     print(f"train {len(train_set)} ({sum(s.label for s in train_set)} GAN), held out {len(held)} "
           f"({sum(s.label for s in held)} GAN)", file=sys.stderr)
-    model = load_model(args.init, config) if args.init else build_model(config)
+    model = initial_model(args.init, config) if args.init else build_model(config)
     cached = {v: variant_crops(held, config, v) for v in VARIANTS} if held else None
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train_set) / args.batch_size))
@@ -456,6 +471,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--input-size", type=int, default=128)
+    ap.add_argument("--stem-stride", type=int, choices=[1, 2], default=1,
+                    help="FaceNet stem stride (2: a 6x6 stride-2 stem, for --input-size 256; --init from "
+                         "stride-1 weights widens their stem exactly)")
     ap.add_argument("--canonical-eye-px", type=float, default=None,
                     help="inference's canonical copy: eyes at most this far apart (cnn.json; default off)")
     ap.add_argument("--canonical-jpeg", type=int, default=None,

@@ -168,6 +168,17 @@ def test_tiny_training_run_end_to_end(tmp_path, samples) -> None:  # noqa: ANN00
         assert zooms[f"{variant}@1.3"] == results[False]["all"][variant]
         assert zooms[f"{variant}@mean"]["n_pos"] == 3 and zooms[f"{variant}@mean"]["n_neg"] == 3
     assert (tmp_path / "zooms.json").exists()
+    # --stem-stride 2 --input-size 256 fine-tunes those weights with their stem widened (the
+    # model card's design J): one step, and what it writes loads as the wider network.
+    wide_out = tmp_path / "wide"
+    train_cnn.train(train_cnn.parse_args([
+        "--data", str(data), "--out", str(wide_out), "--cache", str(tmp_path / "cache"), "--epochs", "1",
+        "--batch-size", "4", "--max-steps", "1", "--holdout", "gan/none", "--init", str(out / "cnn.safetensors"),
+        "--input-size", "256", "--stem-stride", "2"]))
+    wide_config = ModelConfig.from_dict(__import__("json").loads((wide_out / "cnn.json").read_text()))
+    assert (wide_config.input_size, wide_config.stem_stride) == (256, 2)
+    wide = load_model(wide_out / "cnn.safetensors", wide_config)
+    assert wide.stem[0].weight.shape[-2:] == (6, 6)
 
 
 def test_beauty_filter_smooths_texture_but_keeps_edges() -> None:

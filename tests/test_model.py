@@ -35,6 +35,7 @@ from ganscreen.model import (
     load_model,
     save_model,
     to_tensor,
+    widen_stem,
 )
 
 MAX_PARAMETERS = 2_000_000
@@ -107,7 +108,8 @@ def test_weights_of_another_shape_are_refused(tmp_path: Path) -> None:
 
 def test_config_round_trips_and_names_its_architecture() -> None:
     for config in (ModelConfig(), ModelConfig(arch="patchnet", widths=(32, 64, 128), zoom=1.5),
-                   ModelConfig(canonical_eye_px=60.0, canonical_jpeg=60)):
+                   ModelConfig(canonical_eye_px=60.0, canonical_jpeg=60),
+                   ModelConfig(input_size=256, stem_stride=2)):
         assert ModelConfig.from_dict(config.to_dict()) == config
     legacy = {k: v for k, v in ModelConfig().to_dict().items() if k != "arch"}
     assert ModelConfig.from_dict(legacy).arch == "facenet"
@@ -126,6 +128,31 @@ def test_networks_give_one_logit_per_crop() -> None:
         assert logit_map.dim() == 3 and logit_map.shape[0] == 3 and logit_map.shape[1] > 1
         assert torch.allclose(patch_net(x), logit_map.mean(dim=(1, 2)))
     assert count_parameters(PatchNet()) <= MAX_PARAMETERS
+
+
+def test_a_widened_stem_sees_twice_the_pixels_and_starts_as_the_network_it_came_from(
+        shipped_config: ModelConfig) -> None:
+    narrow = load_model(asset_path("cnn.safetensors"), shipped_config)
+    wide_config = dataclasses.replace(shipped_config, input_size=2 * shipped_config.input_size, stem_stride=2)
+    wide = build_model(wide_config)
+    wide.load_state_dict(widen_stem(narrow.state_dict()), strict=True)
+    wide.eval()
+    assert count_parameters(wide) <= MAX_PARAMETERS
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, wide_config.input_size, wide_config.input_size)
+    with torch.inference_mode():
+        # On the 2x2 box-averaged copy the stride-1 network gives what the widened one gives.
+        assert torch.allclose(wide(x), narrow(torch.nn.functional.avg_pool2d(x, 2)), atol=1e-4)
+        # At its start it is as blind as that copy to a 2-px checkerboard, detail only the full
+        # crop holds: what it sees beyond the copy, training has to teach it.
+        checker = torch.ones_like(x)
+        checker[..., ::2, ::2] = checker[..., 1::2, 1::2] = -1
+        stem_alone = torch.nn.functional.conv2d(checker, wide.stem[0].weight, stride=2, padding=2)
+        assert torch.allclose(stem_alone[..., 2:-2, 2:-2], torch.zeros(()), atol=1e-5)
+    with pytest.raises(ValueError, match="stem_stride"):
+        build_model(ModelConfig(stem_stride=3))
+    with pytest.raises(ValueError, match="3x3 stem"):
+        widen_stem(wide.state_dict())
 
 
 # --------------------------------------------------------------------------- the crop

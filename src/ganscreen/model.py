@@ -36,6 +36,7 @@ __all__ = [
     "load_model",
     "save_model",
     "to_tensor",
+    "widen_stem",
 ]
 
 INPUT_SIZE = 128
@@ -61,6 +62,9 @@ class ModelConfig:
     # at most this many pixels apart, then re-encoded as JPEG at this quality. ``None``: off.
     canonical_eye_px: float | None = None
     canonical_jpeg: int | None = None
+    # FaceNet's stem stride: 1 (a 3x3 conv at the crop's resolution) or 2 (a 6x6 stride-2
+    # conv: twice the input pixels for the same cost after the stem; see FaceNet).
+    stem_stride: int = 1
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
@@ -69,7 +73,8 @@ class ModelConfig:
                    zoom=float(data["zoom"]), mean=tuple(data["mean"]), std=tuple(data["std"]),
                    arch=str(data.get("arch", "facenet")),
                    canonical_eye_px=None if eye is None else float(eye),
-                   canonical_jpeg=None if quality is None else int(quality))
+                   canonical_jpeg=None if quality is None else int(quality),
+                   stem_stride=int(data.get("stem_stride", 1)))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"arch": self.arch, "widths": list(self.widths), "input_size": self.input_size,
@@ -78,6 +83,8 @@ class ModelConfig:
             out["canonical_eye_px"] = self.canonical_eye_px
         if self.canonical_jpeg is not None:
             out["canonical_jpeg"] = self.canonical_jpeg
+        if self.stem_stride != 1:
+            out["stem_stride"] = self.stem_stride
         return out
 
 
@@ -99,14 +106,23 @@ class _Block(nn.Module):
 
 
 class FaceNet(nn.Module):
-    """Residual CNN: full-resolution stem, four stride-2 stages, global pooling, one logit."""
+    """Residual CNN: full-resolution stem, four stride-2 stages, global pooling, one logit.
+
+    With ``stem_stride`` 2 the stem is a 6x6 conv at stride 2 and padding 2: each output sees
+    the same 3x3 neighbourhood of 2x2 pixel blocks as a 3x3 stem on the half-size crop, but
+    with every input pixel's own weight, so traces finer than the half-size crop can hold
+    reach the network (:func:`widen_stem` maps a stride-1 stem onto it exactly).
+    """
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
         self.config = config or ModelConfig()
         w = self.config.widths
-        self.stem = nn.Sequential(nn.Conv2d(3, w[0], 3, 1, 1, bias=False), nn.BatchNorm2d(w[0]),
-                                  nn.ReLU(inplace=True))
+        s = self.config.stem_stride
+        if s not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {s}")
+        conv = nn.Conv2d(3, w[0], 3, 1, 1, bias=False) if s == 1 else nn.Conv2d(3, w[0], 6, 2, 2, bias=False)
+        self.stem = nn.Sequential(conv, nn.BatchNorm2d(w[0]), nn.ReLU(inplace=True))
         self.stages = nn.Sequential(*[_Block(w[i], w[i + 1], 2) for i in range(len(w) - 1)])
         self.head = nn.Linear(w[-1], 1)
 
@@ -134,6 +150,18 @@ class PatchNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.logit_map(x).mean(dim=(1, 2))
+
+
+def widen_stem(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Stride-1 FaceNet weights as stride-2 ones that compute the same thing on a crop of
+    twice the size as the stride-1 network on its 2x2 box-averaged copy: each 3x3 stem tap
+    becomes a 2x2 block of quarter weights (a warm start for ``stem_stride`` 2)."""
+    out = dict(state)
+    weight = state["stem.0.weight"]
+    if weight.shape[-1] != 3:
+        raise ValueError(f"expected a 3x3 stem, got {tuple(weight.shape)}")
+    out["stem.0.weight"] = weight.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3) / 4
+    return out
 
 
 def build_model(config: ModelConfig) -> nn.Module:
