@@ -146,6 +146,10 @@ def main() -> None:
                     help="checks that count only as GAN evidence: a score below 0.5 enters as 0, like a "
                          "check that could not judge (tried for geometry, whose 'off the template' is what "
                          "re-cropped GAN faces look like too; not shipped: model card, Fusion)")
+    ap.add_argument("--rank-lifted-by", default=None, metavar="CHECK",
+                    help="a face a floor lifts to the gan threshold scores gan + (1 - gan) * this check's "
+                         "score, so that check orders the lifted faces (fusion.json rank_lifted_by; "
+                         "verdicts unchanged)")
     ap.add_argument("--fusion-only", action="store_true",
                     help="keep checks.json's check models and fit the fusion alone, on the scores recorded")
     ap.add_argument("--aligned-share", type=float, default=0.1,
@@ -335,7 +339,10 @@ def main() -> None:
         """The fused score; a floor counts once it reaches ``gan_t`` (ganscreen.fusion), so the
         set of faces at or above the gan threshold is that of max(linear, floor)."""
         p, f = linear(k), floor_p(k)
-        return max(p, f) if f >= gan_t else p
+        if f < gan_t:
+            return p
+        ranker = check_score(k, args.rank_lifted_by) if args.rank_lifted_by and gan_t > 0 else None
+        return max(p, f) if ranker is None else gan_t + (1 - gan_t) * ranker
 
     held_ok = [k for k in fusion_pool if k in held]
     yh = np.array([y_all[k] for k in held_ok])
@@ -359,6 +366,8 @@ def main() -> None:
                       "real": round(real_t, 5), "flag_floors": flag_floors}
     if one_sided:  # absent from versions fitted before one-sided checks existed
         fitted_numbers["one_sided"] = one_sided
+    if args.rank_lifted_by:  # likewise for the ranking of lifted faces
+        fitted_numbers["rank_lifted_by"] = args.rank_lifted_by
     fitted = json.dumps(fitted_numbers, sort_keys=True)
     version = f"fusion-{dt.date.today().isoformat()}-{hashlib.sha256(fitted.encode()).hexdigest()[:8]}"
     models = ROOT / "models"
@@ -388,6 +397,7 @@ def main() -> None:
         "floors": floors,
         "flag_floors": flag_floors,
         **({"one_sided": one_sided} if one_sided else {}),
+        **({"rank_lifted_by": args.rank_lifted_by} if args.rank_lifted_by else {}),
         "thresholds": {"gan": round(gan_t, 5), "real": round(real_t, 5)},
         "never_real": NEVER_REAL,
         "operating_point": {

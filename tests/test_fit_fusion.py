@@ -82,3 +82,21 @@ def test_a_one_sided_fit_no_longer_lets_a_recrop_look_more_real_than_an_unjudged
     assert one_sided.probability(recropped) == pytest.approx(one_sided.probability(unjudged))
     # Its floor still calibrates geometry two-sided: a face on the template is lifted.
     assert "geometry" in params["floors"] and params["floors"]["geometry"]["weight"] > 0
+
+
+def test_a_fit_that_ranks_lifted_faces_by_the_cnn_keeps_the_fit_and_changes_the_version(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = _fit(project, monkeypatch)
+    plain_metrics = json.loads((project / "metrics.json").read_text())
+    ranked = _fit(project, monkeypatch, "--rank-lifted-by", "cnn")
+    ranked_metrics = json.loads((project / "metrics.json").read_text())
+    assert "rank_lifted_by" not in plain and ranked["rank_lifted_by"] == "cnn"
+    assert ranked["version"] != plain["version"]  # records made with one are not resumed by the other
+    for key in ("weights", "bias", "floors", "thresholds"):
+        assert ranked[key] == plain[key]
+    # The held-out scores it reports are those ganscreen gives: on the template, the CNN's order.
+    on_template = {"geometry": CheckResult(score=0.97), "cnn": CheckResult(score=0.5)}
+    fusion = Fusion(ranked)
+    thr = fusion.gan_threshold
+    assert fusion.probability(on_template) == pytest.approx(thr + (1 - thr) * 0.5)
+    assert ranked_metrics["fusion"] != plain_metrics["fusion"]

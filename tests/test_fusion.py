@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from ganscreen._assets import load_json
@@ -169,3 +170,41 @@ def test_with_one_sided_geometry_a_recrop_cannot_make_a_gan_face_look_more_real_
     # The contributions the reason is written from follow the same inputs.
     assert one_sided.contributions(recropped)["geometry"] == 0.0
     assert two_sided.contributions(recropped)["geometry"] < 0.0
+
+
+def test_ranking_lifted_faces_by_the_cnn_orders_them_and_changes_no_verdict() -> None:
+    params = dict(load_json("fusion.json"))
+    plain = Fusion({**params, "rank_lifted_by": None})
+    ranked = Fusion({**params, "rank_lifted_by": "cnn"})
+    thr = ranked.gan_threshold
+    # Two faces on the template: an FFHQ photo exactly on it that the CNN finds real-looking,
+    # and a generated face a little off it that the CNN finds GAN-like. Without the rule the
+    # floor (how exactly on the template) puts the photo first; with it the CNN orders them.
+    def lifted(geometry: float, cnn: float) -> dict[str, CheckResult]:
+        return {"geometry": CheckResult(score=geometry, flags=("ffhq_alignment",)), "cnn": CheckResult(score=cnn)}
+
+    dataset_photo, generated = lifted(0.9999, 0.05), lifted(0.95, 0.6)
+    assert (plain.probability(dataset_photo) or 0) > (plain.probability(generated) or 1)
+    assert ranked.probability(dataset_photo) == pytest.approx(thr + (1 - thr) * 0.05)
+    assert ranked.probability(generated) == pytest.approx(thr + (1 - thr) * 0.6)
+    decision = ranked.decide(dataset_photo)
+    assert decision.verdict == "gan"
+    assert decision.reason is not None and "geometry 1.00 alone puts it there" in decision.reason
+    assert "cnn 0.05 places it above the threshold" in decision.reason
+    # A crop of a StyleGAN frame (the flag floor) is ranked the same way.
+    recrop = {"geometry": CheckResult(score=0.01, flags=("ffhq_recrop",)), "cnn": CheckResult(score=0.3)}
+    assert ranked.probability(recrop) == pytest.approx(thr + (1 - thr) * 0.3)
+    assert "ffhq_recrop alone puts it there" in (ranked.decide(recrop).reason or "")
+    # Faces no floor lifts keep the linear fusion's score, and no verdict anywhere changes.
+    grid = np.linspace(0.001, 0.9999, 23)
+    for g in grid:
+        for c in grid:
+            for flags in ((), ("ffhq_recrop",)):
+                results = {"geometry": CheckResult(score=float(g), flags=flags), "cnn": CheckResult(score=float(c))}
+                a, b = plain.decide(results), ranked.decide(results)
+                assert a.verdict == b.verdict
+                if a.score is not None and a.score < thr:
+                    assert b.score == pytest.approx(a.score)
+    # A lifted face the CNN could not judge keeps its floor.
+    unjudged = {"geometry": CheckResult(score=0.9999), "cnn": CheckResult(score=None, reason="no crop")}
+    assert ranked.probability(unjudged) == pytest.approx(plain.probability(unjudged))

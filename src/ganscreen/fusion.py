@@ -16,6 +16,13 @@ threshold's operating point: a face carrying it scores at least the gan threshol
 geometry check's ``ffhq_recrop`` (a crop of a StyleGAN/FFHQ-aligned frame, flagged on 1 % of
 ordinary real photos) is one: it is what is left of the alignment once a GAN face is re-cropped.
 
+A floor says *that* a face is at least at the gan threshold, not how far above it: every
+face on the StyleGAN template, generated or lifted from FFHQ, has geometry near 1. With
+``rank_lifted_by`` (a check's name) a lifted face scores ``gan + (1 - gan) * score`` of that
+check instead, so among the faces a floor lifts, that check's evidence orders them (the CNN
+is the one that can tell a generated face on the template from an aligned dataset photo); the
+set of faces at or above the gan threshold, and so every verdict, is the same as without it.
+
 A *one-sided* check (``one_sided``, absent from the shipped fusion) gives evidence in one
 direction only: its logit counts when it says GAN and is 0 — the same as a check that could
 not judge — when it says real. Geometry is the case in point: a face off the StyleGAN template
@@ -105,6 +112,7 @@ class Fusion:
         self.floors: Mapping[str, Mapping[str, float]] = params.get("floors", {})
         self.flag_floors: Mapping[str, Mapping[str, Any]] = params.get("flag_floors", {})
         self.one_sided = frozenset(params.get("one_sided", ()))
+        self.rank_lifted_by: str | None = params.get("rank_lifted_by")
 
     def probability(self, results: Mapping[str, CheckResult]) -> float | None:
         return self._score(results)[0] if _judged(results) else None
@@ -119,6 +127,11 @@ class Fusion:
         flags = {f for r in results.values() for f in r.flags}
         lifting.update({f: max(float(floor["probability"]), self.gan_threshold)
                         for f, floor in self.flag_floors.items() if f in flags})
+        if lifting and self.rank_lifted_by is not None:
+            ranker = results.get(self.rank_lifted_by)
+            if ranker is not None and ranker.score is not None:
+                ranked = self.gan_threshold + (1 - self.gan_threshold) * float(ranker.score)
+                return ranked, dict.fromkeys(lifting, ranked)
         return max([linear, *lifting.values()]), lifting
 
     def floor_probabilities(self, results: Mapping[str, CheckResult]) -> dict[str, float]:
@@ -174,10 +187,14 @@ class Fusion:
             drivers = sorted((n for n in shares if shares[n] != 0), key=lambda n: -abs(shares[n]))
         floor = max(lifting, key=lifting.__getitem__, default=None)
         if floor is not None and lifting[floor] >= score - 1e-12:  # the floor, not the sum, set the score
+            ranker = results.get(self.rank_lifted_by or "")
+            ranked = "" if ranker is None or ranker.score is None else \
+                f"; {self.rank_lifted_by} {ranker.score:.2f} places it above the threshold"
             if floor in self.flag_floors:
-                return head + f" ({floor} alone puts it there: {self.flag_floors[floor]['why']})"
+                return head + f" ({floor} alone puts it there: {self.flag_floors[floor]['why']}{ranked})"
             why = next((self.never_real[f] for f in results[floor].flags if f in self.never_real), None)
-            return head + f" ({floor} {results[floor].score:.2f} alone puts it there" + (f": {why})" if why else ")")
+            return head + f" ({floor} {results[floor].score:.2f} alone puts it there" + \
+                (f": {why}" if why else "") + ranked + ")"
         said = [f"{n} {results[n].score:.2f}" for n in drivers[:2] if results.get(n) and results[n].score is not None]
         return head + (f" (most weight: {', '.join(said)})" if said else "")
 
