@@ -43,7 +43,7 @@ from _common import (  # noqa: E402
 )
 from ganscreen._records import write_text_atomic  # noqa: E402
 from ganscreen.checks import CheckResult, logistic_score, registered  # noqa: E402
-from ganscreen.fusion import features  # noqa: E402
+from ganscreen.fusion import LINEAR, features  # noqa: E402
 
 # Each feature with the direction its design says it moves on GAN (or glasses) evidence.
 # The fit keeps a feature only if the data agree with that direction: a check must never
@@ -148,8 +148,8 @@ def main() -> None:
                          "re-cropped GAN faces look like too; not shipped: model card, Fusion)")
     ap.add_argument("--rank-lifted-by", default=None, metavar="CHECK",
                     help="a face a floor lifts to the gan threshold scores gan + (1 - gan) * this check's "
-                         "score, so that check orders the lifted faces (fusion.json rank_lifted_by; "
-                         "verdicts unchanged)")
+                         "score ('linear': the linear fusion's), so it orders the lifted faces (fusion.json "
+                         "rank_lifted_by; verdicts unchanged; measured and not shipped: model card, stop 26)")
     ap.add_argument("--fusion-only", action="store_true",
                     help="keep checks.json's check models and fit the fusion alone, on the scores recorded")
     ap.add_argument("--aligned-share", type=float, default=0.1,
@@ -341,7 +341,8 @@ def main() -> None:
         p, f = linear(k), floor_p(k)
         if f < gan_t:
             return p
-        ranker = check_score(k, args.rank_lifted_by) if args.rank_lifted_by and gan_t > 0 else None
+        ranker = None if not args.rank_lifted_by or gan_t <= 0 else \
+            p if args.rank_lifted_by == LINEAR else check_score(k, args.rank_lifted_by)
         return max(p, f) if ranker is None else gan_t + (1 - gan_t) * ranker
 
     held_ok = [k for k in fusion_pool if k in held]

@@ -100,3 +100,8 @@ def test_a_fit_that_ranks_lifted_faces_by_the_cnn_keeps_the_fit_and_changes_the_
     thr = fusion.gan_threshold
     assert fusion.probability(on_template) == pytest.approx(thr + (1 - thr) * 0.5)
     assert ranked_metrics["fusion"] != plain_metrics["fusion"]
+    # Ordered by the linear fusion itself: written as such, with its own version.
+    by_linear = _fit(project, monkeypatch, "--rank-lifted-by", "linear")
+    assert by_linear["rank_lifted_by"] == "linear" and by_linear["version"] not in (plain["version"], ranked["version"])
+    linear_metrics = json.loads((project / "metrics.json").read_text())
+    assert linear_metrics["fusion"] != plain_metrics["fusion"]

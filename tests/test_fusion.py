@@ -5,7 +5,7 @@ import pytest
 
 from ganscreen._assets import load_json
 from ganscreen.checks import CheckResult
-from ganscreen.fusion import Fusion, features, logit
+from ganscreen.fusion import LINEAR, Fusion, features, logit
 
 
 def test_shipped_fusion_is_fitted_with_an_uncertain_band() -> None:
@@ -208,3 +208,18 @@ def test_ranking_lifted_faces_by_the_cnn_orders_them_and_changes_no_verdict() ->
     # A lifted face the CNN could not judge keeps its floor.
     unjudged = {"geometry": CheckResult(score=0.9999), "cnn": CheckResult(score=None, reason="no crop")}
     assert ranked.probability(unjudged) == pytest.approx(plain.probability(unjudged))
+
+
+def test_lifted_faces_can_be_ordered_by_the_linear_fusion_itself() -> None:
+    params = dict(load_json("fusion.json"))
+    plain = Fusion({**params, "rank_lifted_by": None})
+    by_linear = Fusion({**params, "rank_lifted_by": LINEAR})
+    linear = Fusion({**params, "floors": {}, "flag_floors": {}})
+    thr = by_linear.gan_threshold
+    near = {"geometry": CheckResult(score=0.9, flags=("ffhq_alignment",)), "cnn": CheckResult(score=0.5)}
+    exact = {"geometry": CheckResult(score=0.9999, flags=("ffhq_alignment",)), "cnn": CheckResult(score=0.5)}
+    for results in (near, exact):
+        assert by_linear.probability(results) == pytest.approx(thr + (1 - thr) * (linear.probability(results) or 0))
+        assert by_linear.decide(results).verdict == plain.decide(results).verdict == "gan"
+    # The linear fusion keeps geometry in the order: the face exactly on the template comes first.
+    assert (by_linear.probability(exact) or 0) > (by_linear.probability(near) or 1)

@@ -19,9 +19,11 @@ ordinary real photos) is one: it is what is left of the alignment once a GAN fac
 A floor says *that* a face is at least at the gan threshold, not how far above it: every
 face on the StyleGAN template, generated or lifted from FFHQ, has geometry near 1. With
 ``rank_lifted_by`` (a check's name) a lifted face scores ``gan + (1 - gan) * score`` of that
-check instead, so among the faces a floor lifts, that check's evidence orders them (the CNN
-is the one that can tell a generated face on the template from an aligned dataset photo); the
-set of faces at or above the gan threshold, and so every verdict, is the same as without it.
+check instead (``"linear"``: the linear fusion's probability), so among the faces a floor
+lifts, that evidence orders them; the set of faces at or above the gan threshold, and so every
+verdict, is the same as without it. It is off in the shipped fusion: ordered by the CNN, the
+lifted faces gained against aligned dataset photos but lost at 1 % FPR against ordinary photos
+near the template, which how exactly a face sits on it separates better (model card, stop 26).
 
 A *one-sided* check (``one_sided``, absent from the shipped fusion) gives evidence in one
 direction only: its logit counts when it says GAN and is 0 — the same as a check that could
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
     from ganscreen.report import VerdictLabel
 
 __all__ = [
+    "LINEAR",
     "LOGIT_CLIP",
     "NO_FACE_REASON",
     "Fusion",
@@ -66,6 +69,7 @@ __all__ = [
     "logit",
 ]
 
+LINEAR = "linear"  # rank_lifted_by: the linear fusion itself, not one check
 LOGIT_CLIP = 6.0  # |logit| cap so one saturated check cannot dominate
 NO_FACE_REASON = "no face found: nothing to judge"
 
@@ -129,8 +133,9 @@ class Fusion:
                         for f, floor in self.flag_floors.items() if f in flags})
         if lifting and self.rank_lifted_by is not None:
             ranker = results.get(self.rank_lifted_by)
-            if ranker is not None and ranker.score is not None:
-                ranked = self.gan_threshold + (1 - self.gan_threshold) * float(ranker.score)
+            by = linear if self.rank_lifted_by == LINEAR else None if ranker is None else ranker.score
+            if by is not None:
+                ranked = self.gan_threshold + (1 - self.gan_threshold) * float(by)
                 return ranked, dict.fromkeys(lifting, ranked)
         return max([linear, *lifting.values()]), lifting
 
