@@ -221,5 +221,7 @@ def test_lifted_faces_can_be_ordered_by_the_linear_fusion_itself() -> None:
     for results in (near, exact):
         assert by_linear.probability(results) == pytest.approx(thr + (1 - thr) * (linear.probability(results) or 0))
         assert by_linear.decide(results).verdict == plain.decide(results).verdict == "gan"
+    reason = by_linear.decide(near).reason or ""
+    assert f"the linear fusion's {linear.probability(near):.2f} places it above the threshold" in reason
     # The linear fusion keeps geometry in the order: the face exactly on the template comes first.
     assert (by_linear.probability(exact) or 0) > (by_linear.probability(near) or 1)

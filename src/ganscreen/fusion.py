@@ -192,9 +192,7 @@ class Fusion:
             drivers = sorted((n for n in shares if shares[n] != 0), key=lambda n: -abs(shares[n]))
         floor = max(lifting, key=lifting.__getitem__, default=None)
         if floor is not None and lifting[floor] >= score - 1e-12:  # the floor, not the sum, set the score
-            ranker = results.get(self.rank_lifted_by or "")
-            ranked = "" if ranker is None or ranker.score is None else \
-                f"; {self.rank_lifted_by} {ranker.score:.2f} places it above the threshold"
+            ranked = self._ranked_by(results, shares)
             if floor in self.flag_floors:
                 return head + f" ({floor} alone puts it there: {self.flag_floors[floor]['why']}{ranked})"
             why = next((self.never_real[f] for f in results[floor].flags if f in self.never_real), None)
@@ -202,6 +200,17 @@ class Fusion:
                 (f": {why}" if why else "") + ranked + ")"
         said = [f"{n} {results[n].score:.2f}" for n in drivers[:2] if results.get(n) and results[n].score is not None]
         return head + (f" (most weight: {', '.join(said)})" if said else "")
+
+
+    def _ranked_by(self, results: Mapping[str, CheckResult], shares: Mapping[str, float]) -> str:
+        """The reason's note on what placed a lifted face above the threshold ("" if nothing)."""
+        if self.rank_lifted_by == LINEAR:
+            linear = sigmoid(self.bias + sum(shares.values()))
+            return f"; the linear fusion's {linear:.2f} places it above the threshold"
+        ranker = results.get(self.rank_lifted_by or "")
+        if ranker is None or ranker.score is None:
+            return ""
+        return f"; {self.rank_lifted_by} {ranker.score:.2f} places it above the threshold"
 
 
 def _judged(results: Mapping[str, CheckResult]) -> bool:
