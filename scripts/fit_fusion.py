@@ -337,13 +337,17 @@ def main() -> None:
 
     def fused(k: str, gan_t: float = 0.0) -> float:
         """The fused score; a floor counts once it reaches ``gan_t`` (ganscreen.fusion), so the
-        set of faces at or above the gan threshold is that of max(linear, floor)."""
+        set of faces at or above the gan threshold is that of max(linear, floor). With
+        ``--rank-lifted-by`` (and a threshold to rank above) a lifted face scores
+        gan_t + (1 - gan_t) * its ranker, as Fusion._score gives it."""
         p, f = linear(k), floor_p(k)
         if f < gan_t:
             return p
-        ranker = None if not args.rank_lifted_by or gan_t <= 0 else \
-            p if args.rank_lifted_by == LINEAR else check_score(k, args.rank_lifted_by)
-        return max(p, f) if ranker is None else gan_t + (1 - gan_t) * ranker
+        if args.rank_lifted_by and gan_t > 0:
+            ranker = p if args.rank_lifted_by == LINEAR else check_score(k, args.rank_lifted_by)
+            if ranker is not None:
+                return gan_t + (1 - gan_t) * ranker
+        return max(p, f)
 
     held_ok = [k for k in fusion_pool if k in held]
     yh = np.array([y_all[k] for k in held_ok])
