@@ -43,7 +43,7 @@ from _common import (  # noqa: E402
 )
 from ganscreen._records import write_text_atomic  # noqa: E402
 from ganscreen.checks import CheckResult, logistic_score, registered  # noqa: E402
-from ganscreen.fusion import LINEAR, features  # noqa: E402
+from ganscreen.fusion import Fusion, features  # noqa: E402
 
 # Each feature with the direction its design says it moves on GAN (or glasses) evidence.
 # The fit keeps a feature only if the data agree with that direction: a check must never
@@ -321,45 +321,36 @@ def main() -> None:
         if calibration.coef_[0][0] > 0:  # a check that means the opposite of its name is no floor
             floors[name] = {"bias": float(calibration.intercept_[0]), "weight": float(calibration.coef_[0][0])}
 
-    def linear(k: str) -> float:
-        x = np.array(fx(k))
-        return float(1 / (1 + np.exp(-(bias + x @ np.array([weights[n] for n in names])))))
+    def fusion_at(gan_t: float, *, ranked: bool) -> Fusion:
+        """ganscreen's own fusion with the fitted numbers and this gan threshold, so the
+        held-out half is scored exactly as a scan will score it. The first pass (threshold 0,
+        no ranking) gives max(linear, floor), whose ordinary reals set the threshold; floors
+        count only from the gan threshold up, and ``--rank-lifted-by`` orders only faces
+        above it, so the scores are then recomputed at the threshold found. Records carry no
+        flags here, so flag floors play no part in setting the threshold."""
+        return Fusion({"version": "fit", "checks": checks, "bias": bias, "weights": weights,
+                       "floors": floors, "one_sided": one_sided,
+                       "rank_lifted_by": args.rank_lifted_by if ranked else None,
+                       "thresholds": {"gan": gan_t, "real": 0.0}})
 
-    def floor_p(k: str) -> float:
-        x = fx(k, raw=True)
-        out = 0.0
-        for name, floor in floors.items():
-            if check_score(k, name) is None:
-                continue  # a check that could not judge sets no floor
-            z = floor["bias"] + floor["weight"] * x[names.index(f"{name}_logit")]
-            out = max(out, float(1 / (1 + np.exp(-z))))
-        return out
-
-    def fused(k: str, gan_t: float = 0.0) -> float:
-        """The fused score; a floor counts once it reaches ``gan_t`` (ganscreen.fusion), so the
-        set of faces at or above the gan threshold is that of max(linear, floor). With
-        ``--rank-lifted-by`` (and a threshold to rank above) a lifted face scores
-        gan_t + (1 - gan_t) * its ranker, as Fusion._score gives it."""
-        p, f = linear(k), floor_p(k)
-        if f < gan_t:
-            return p
-        if args.rank_lifted_by and gan_t > 0:
-            ranker = p if args.rank_lifted_by == LINEAR else check_score(k, args.rank_lifted_by)
-            if ranker is not None:
-                return gan_t + (1 - gan_t) * ranker
-        return max(p, f)
+    def scored(fusion: Fusion) -> np.ndarray:
+        return np.array([fusion.probability(check_results(k)) for k in held_ok], dtype=float)
 
     held_ok = [k for k in fusion_pool if k in held]
+    # A face no check could judge has no score (a scan calls it `uncertain`): it sets no threshold.
+    unjudged = {k for k in held_ok if all(r.score is None for r in check_results(k).values())}
+    held_ok = [k for k in held_ok if k not in unjudged]
+    metrics["n_held_out_unjudged"] = len(unjudged)
     yh = np.array([y_all[k] for k in held_ok])
-    sh = np.array([fused(k) for k in held_ok])
+    sh = scored(fusion_at(0.0, ranked=False))
     # The gan threshold keeps the false-positive rate on ordinary real photos of the held-out
     # half at the operating point (aligned dataset photos are reported on their own).
     ordinary_h = np.array([y_all[k] == 0 and not is_aligned_real(k, sources) for k in held_ok])
     gan_t = threshold_at_fpr(sh[ordinary_h], args.gan_fpr)
-    gan_t = min(max(gan_t, 0.5), 0.999)
-    sh = np.array([fused(k, gan_t) for k in held_ok])  # the scores as ganscreen will give them
-    real_t = float(np.quantile(sh[yh == 1], 1 - args.real_tpr))
-    real_t = min(real_t, gan_t)
+    # Rounded as fusion.json stores them, so the verdicts reported are those it gives.
+    gan_t = round(min(max(gan_t, 0.5), 0.999), 5)
+    sh = scored(fusion_at(gan_t, ranked=True))  # the scores as ganscreen will give them
+    real_t = round(min(float(np.quantile(sh[yh == 1], 1 - args.real_tpr)), gan_t), 5)
     metrics["fusion"] = _fusion_metrics(held_ok, yh, sh, gan_t, real_t, sources)
     metrics["per_check_held_out"] = {
         name: roc_metrics(yh, [check_score(k, name) or 0.0 for k in held_ok]) for name in checks}

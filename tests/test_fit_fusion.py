@@ -105,3 +105,27 @@ def test_a_fit_that_ranks_lifted_faces_by_the_cnn_keeps_the_fit_and_changes_the_
     assert by_linear["rank_lifted_by"] == "linear" and by_linear["version"] not in (plain["version"], ranked["version"])
     linear_metrics = json.loads((project / "metrics.json").read_text())
     assert linear_metrics["fusion"] != plain_metrics["fusion"]
+
+
+@pytest.mark.parametrize("extra", [(), ("--rank-lifted-by", "cnn")])
+def test_the_reported_held_out_scores_are_what_the_written_fusion_gives(
+        project: Path, monkeypatch: pytest.MonkeyPatch, extra: tuple[str, ...]) -> None:
+    fitted = Fusion(_fit(project, monkeypatch, *extra))
+    metrics = json.loads((project / "metrics.json").read_text())["fusion"]
+    records = [json.loads(line) for line in (project / "scan.jsonl").read_text().splitlines()]
+    keys = [fit_fusion.relative_key(r["path"]) for r in records]
+    held = fit_fusion.split_by_source(keys)
+    y, s = [], []
+    for key, record in zip(keys, records, strict=True):
+        if key in held:
+            results = {name: CheckResult(score=c["score"]) for name, c in record["checks"].items()}
+            y.append(fit_fusion.label_of(key))
+            s.append(fitted.probability(results))
+    assert metrics["held_out_all"] == fit_fusion.roc_metrics(y, s)
+    # The gan threshold holds the held-out ordinary reals' false-positive rate at 1 %.
+    reals = np.array([score for label, score in zip(y, s, strict=True) if label == 0])
+    assert len(reals) == 40 and np.mean(reals >= fitted.gan_threshold) <= 0.01
+    for row in metrics["per_source_verdicts"]:
+        source_scores = [score for key, score in zip([k for k in keys if k in held], s, strict=True)
+                         if fit_fusion.source_of(key) == row["source"]]
+        assert row["gan"] == round(float(np.mean(np.array(source_scores) >= fitted.gan_threshold)), 3)
