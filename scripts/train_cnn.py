@@ -372,14 +372,12 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
 def initial_model(init: Path, config: ModelConfig) -> nn.Module:
     """The network to fine-tune from ``init``: the same architecture, or (``stem_stride`` 2
     from stride-1 weights) the exact widening of its stem (:func:`ganscreen.model.widen_stem`)."""
-    from safetensors.torch import load_file
 
-    state = load_file(str(init), device="cpu")
-    if config.stem_stride == 2 and state["stem.0.weight"].shape[-1] == 3:
-        state = widen_stem(state)
-    model = build_model(config)
-    model.load_state_dict(state, strict=True)
-    return model
+    def widen_if_narrow(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        narrow = config.stem_stride == 2 and state["stem.0.weight"].shape[-1] == 3
+        return widen_stem(state) if narrow else state
+
+    return load_model(init, config, transform=widen_if_narrow).train()
 
 
 def train(args: argparse.Namespace) -> dict:

@@ -9,6 +9,7 @@ same function prepares training and inference inputs, so they cannot drift apart
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -281,12 +282,16 @@ def save_model(model: FaceNet | PatchNet, weights: Path, config_path: Path, extr
     config_path.write_text(json.dumps({**model.config.to_dict(), **(extra or {})}, indent=2) + "\n")
 
 
-def load_model(weights: Path, config: ModelConfig, *, device: torch.device | str = "cpu") -> nn.Module:
-    """Build the network and load safetensors weights (no pickle is ever executed)."""
+def load_model(weights: Path, config: ModelConfig, *, device: torch.device | str = "cpu",
+               transform: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None) -> nn.Module:
+    """Build the network and load safetensors weights (no pickle is ever executed).
+    ``transform`` maps the stored tensors before the strict load (e.g. :func:`widen_stem`,
+    to fine-tune a stride-2 network from stride-1 weights)."""
     from safetensors.torch import load_file
 
+    state = load_file(str(weights), device="cpu")
     model = build_model(config)
-    model.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
+    model.load_state_dict(state if transform is None else transform(state), strict=True)
     return model.to(device).eval()
 
 
