@@ -128,7 +128,7 @@ def split_by_source(keys: list[str]) -> set[str]:
     return held
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("scan", type=Path, nargs="+", help="JSON Lines scans of the training collection(s)")
     ap.add_argument("--data", type=Path, nargs="+", default=[DEFAULT_DATA],
@@ -156,9 +156,12 @@ def main() -> None:
                     help="weight of FFHQ/CelebA-HQ-aligned reals among reals in the fit (profile photos)")
     ap.add_argument("--labels", type=Path, default=ROOT / "scripts" / "data" / "glasses_labels.tsv")
     ap.add_argument("--metrics", type=Path, default=ROOT / "scratch" / "fit_metrics.json")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="write checks.json and fusion.json here instead of models/ (the shipped files and "
+                         "MANIFEST are left alone: for trial fits, e.g. scripts/crossfit_fusion.py)")
     ap.add_argument("--gan-fpr", type=float, default=0.01, help="held-out FPR at the gan threshold")
     ap.add_argument("--real-tpr", type=float, default=0.95, help="held-out TPR kept above the real threshold")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     sources = {k: v for data in args.data for k, v in read_sources(data).items()}
     records = {relative_key(r["path"]): r for scan in args.scan for r in read_records(scan)}
@@ -367,6 +370,7 @@ def main() -> None:
     fitted = json.dumps(fitted_numbers, sort_keys=True)
     version = f"fusion-{dt.date.today().isoformat()}-{hashlib.sha256(fitted.encode()).hexdigest()[:8]}"
     models = ROOT / "models"
+    out_dir = args.out if args.out is not None else models
     # Flag rates on ordinary real photos are measured on other sources after a fit (model
     # card); keep them so the report's texts and their test stay in step until re-measured.
     previous = json.loads((models / "checks.json").read_text()) if (models / "checks.json").exists() else {}
@@ -408,14 +412,16 @@ def main() -> None:
                        "population": f"ordinary reals, aligned reals weighted to {args.aligned_share:g} of the reals"},
     }
     # Whole or not at all: a half-written model file would fail its checksum at every start.
+    out_dir.mkdir(parents=True, exist_ok=True)
     if checks_json is not None:
-        write_text_atomic(models / "checks.json", json.dumps(checks_json, indent=2) + "\n")
-    write_text_atomic(models / "fusion.json", json.dumps(fusion_json, indent=2) + "\n")
+        write_text_atomic(out_dir / "checks.json", json.dumps(checks_json, indent=2) + "\n")
+    write_text_atomic(out_dir / "fusion.json", json.dumps(fusion_json, indent=2) + "\n")
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
-    import update_manifest
+    if out_dir == models:
+        import update_manifest
 
-    update_manifest.main()
+        update_manifest.main()
     _print(metrics)
 
 
