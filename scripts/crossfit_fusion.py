@@ -37,21 +37,19 @@ def fold_name(source: str | None) -> str:
     return FULL if source is None else source.replace("/", "__")
 
 
-def fit_fold(fits: list[Path], records: list[dict[str, Any]], left_out: str | None, data: list[Path],
+def fit_fold(fits: list[Path], pool: list[dict[str, Any]], name: str, data: list[Path],
              fit_args: list[str], out: Path) -> dict[str, Any]:
-    """fit_fusion.py on ``fits`` plus the as-found records of every source but ``left_out``;
-    returns the fusion.json it wrote under ``out``/<fold>."""
-    fold = out / fold_name(left_out)
+    """fit_fusion.py on ``fits`` plus the ``pool`` records; returns the fusion.json it wrote
+    under ``out``/``name``."""
+    fold = out / name
     fold.mkdir(parents=True, exist_ok=True)
-    pool = fold / "pool.jsonl"
-    pool.write_text("".join(json.dumps(r) + "\n" for r in records
-                            if r["variant"] == "as_found" and source_of(relative_key(r["path"])) != left_out),
-                    encoding="utf-8")
-    argv = [*map(str, fits), str(pool), "--data", *map(str, data), *fit_args,
+    pool_path = fold / "pool.jsonl"
+    pool_path.write_text("".join(json.dumps(r) + "\n" for r in pool), encoding="utf-8")
+    argv = [*map(str, fits), str(pool_path), "--data", *map(str, data), *fit_args,
             "--out", str(fold), "--metrics", str(fold / "metrics.json")]
     with (fold / "fit.log").open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
         fit_fusion.main(argv)
-    pool.unlink()
+    pool_path.unlink()
     params: dict[str, Any] = json.loads((fold / "fusion.json").read_text(encoding="utf-8"))
     return params
 
@@ -72,31 +70,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     records = [r for r in read_records(args.records) if "variant" in r]
     if not records:
         raise SystemExit(f"{args.records}: no scripts/evaluate.py records (with a variant) in it")
-    sources = sorted({source_of(relative_key(r["path"])) for r in records})
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_source.setdefault(source_of(relative_key(r["path"])), []).append(r)
+    found = {s: [r for r in rs if r["variant"] == "as_found"] for s, rs in by_source.items()}
     rows: list[dict[str, Any]] = []
     folds: dict[str, Any] = {}
-    for source in sources:
-        params = fit_fold(args.fit, records, source, args.data, fit_args, args.out)
+    for source in sorted(by_source):
+        pool = [r for other, rs in found.items() if other != source for r in rs]
+        params = fit_fold(args.fit, pool, fold_name(source), args.data, fit_args, args.out)
         folds[source] = {"version": params["version"], "thresholds": params["thresholds"]}
-        rows += rescore_fusion.rescore([r for r in records if source_of(relative_key(r["path"])) == source],
-                                       Fusion(params))
-    full = fit_fold(args.fit, records, None, args.data, fit_args, args.out)
+        rows += rescore_fusion.rescore(by_source[source], Fusion(params))
+    full = fit_fold(args.fit, [r for rs in found.values() for r in rs], FULL, args.data, fit_args, args.out)
     folds[FULL] = {"version": full["version"], "thresholds": full["thresholds"], "weights": full["weights"],
                    "bias": full["bias"]}
     baseline = rescore_fusion.rescore(records, Fusion(json.loads(args.baseline.read_text(encoding="utf-8"))))
     result: dict[str, Any] = {"folds": folds, "baseline": {}, "out_of_fold": {}}
     lines = []
     for name, scored in (("baseline", baseline), ("out_of_fold", rows)):
+        label = args.baseline.name if name == "baseline" else "left-out source's own fit"
         for variant in sorted({r["variant"] for r in scored}):
             summary = rescore_fusion.summary([r for r in scored if r["variant"] == variant])
             result[name][variant] = summary
-            reals = summary["verdicts"]["ordinary_reals"]
-            lines.append({"fusion": f"{args.baseline.name}" if name == "baseline" else "left-out source's own fit",
-                          "variant": variant,
-                          "vs ordinary": rescore_fusion._auc_tpr(summary["vs_ordinary"]),
-                          "vs aligned": rescore_fusion._auc_tpr(summary["vs_aligned"]),
-                          "ordinary reals called gan": reals.get("gan", 0), "called real": reals.get("real", 0),
-                          "GAN faces called gan": summary["verdicts"]["gan"].get("gan", 0)})
+            lines.append(rescore_fusion.table_row(label, variant, summary))
     print(table(lines, list(lines[0])))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

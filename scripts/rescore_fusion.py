@@ -141,15 +141,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         y, np.array([first[i]["score"] for i in pick]), np.array([rows[i]["score"] for i in pick]),
                         args.bootstrap)
             out.setdefault(str(path), {})[variant] = result
-            o, a, real = result["vs_ordinary"], result["vs_aligned"], result["verdicts"]["ordinary_reals"]
-            n_real = sum(real.values())
             lines.append({
-                "fusion": f"{path.name} ({params['version']})", "variant": variant,
-                "vs ordinary": _auc_tpr(o), "vs aligned": _auc_tpr(a),
-                "n GAN / ordinary": f"{o.get('n_pos', 0)} / {o.get('n_neg', 0)}",
-                "ordinary reals called gan": f"{real.get('gan', 0)} ({real.get('gan', 0) / max(n_real, 1):.1%})",
-                "called real": f"{real.get('real', 0)}",
-                "GAN faces called gan": f"{result['verdicts']['gan'].get('gan', 0)}",
+                **table_row(f"{path.name} ({params['version']})", variant, result),
                 **({"AUC − first (95 %)": _difference(result["auc_vs_ordinary_minus_first"])}
                    if "auc_vs_ordinary_minus_first" in result else {}),
             })
@@ -157,6 +150,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def table_row(fusion: str, variant: str, result: dict[str, Any]) -> dict[str, str]:
+    """One printed row of a :func:`summary`: AUC / TPR against ordinary and aligned reals, and
+    the verdicts an analyst meets."""
+    o, a, real = result["vs_ordinary"], result["vs_aligned"], result["verdicts"]["ordinary_reals"]
+    n_real = sum(real.values())
+    return {
+        "fusion": fusion, "variant": variant,
+        "vs ordinary": _auc_tpr(o), "vs aligned": _auc_tpr(a),
+        "n GAN / ordinary": f"{o.get('n_pos', 0)} / {o.get('n_neg', 0)}",
+        "ordinary reals called gan": f"{real.get('gan', 0)} ({real.get('gan', 0) / max(n_real, 1):.1%})",
+        "called real": f"{real.get('real', 0)}",
+        "GAN faces called gan": f"{result['verdicts']['gan'].get('gan', 0)}",
+    }
 
 
 def _difference(d: dict[str, float]) -> str:
