@@ -40,7 +40,10 @@ from ganscreen._records import largest_face, read_records  # noqa: E402
 from ganscreen.faces import Face, FaceDetector, primary_face  # noqa: E402
 from ganscreen.images import ImageLoadError, load_image  # noqa: E402
 from ganscreen.model import (  # noqa: E402
+    BACKDROP_FILL,
+    BACKDROP_MIN_VISIBLE,
     ModelConfig,
+    backdrop_crop,
     build_model,
     canonical_face,
     cnn_crop,
@@ -185,6 +188,8 @@ def augment(sample: Sample, rng: np.random.Generator, config: ModelConfig,
     jittered = (points - centre) @ rot.T + centre + shift
     # Mostly the standard framing; often much tighter, as tight real crops get clamped to.
     zoom = config.zoom * rng.uniform(0.9, 1.1) if rng.random() < 0.6 else rng.uniform(1.4, 2.2)
+    if config.view == "backdrop":
+        return _augment_backdrop(region, jittered, rng, config)
     face = Face(box=np.zeros(4, np.float32), landmarks=jittered.astype(np.float32), confidence=1.0)
     crop = cnn_crop(region, face, size=config.input_size, zoom=zoom)
     if rng.random() < 0.5:
@@ -192,6 +197,27 @@ def augment(sample: Sample, rng: np.random.Generator, config: ModelConfig,
     crop = colour_jitter(crop, rng)
     if rng.random() < 0.3:  # border streaks for every class, so padding is no label
         crop = replicate_border(crop, rng)
+    return np.ascontiguousarray(crop)
+
+
+def _augment_backdrop(region: np.ndarray, points: np.ndarray, rng: np.random.Generator,
+                      config: ModelConfig) -> np.ndarray:
+    """The backdrop view's training crop: the FFHQ framing at a jittered zoom (never the tight
+    branch: it would hide the backdrop), and for every class alike grey bands at random
+    borders, so that how much of the crop is grey (tight real crops) is no label."""
+    zoom = config.zoom * rng.uniform(0.85, 1.15)
+    crop, visible = backdrop_crop(region, points, size=config.input_size, zoom=zoom)
+    if rng.random() < 0.5:
+        size = config.input_size
+        for side in rng.choice(4, size=int(rng.integers(1, 3)), replace=False):
+            width = int(rng.uniform(0.05, 0.30) * size)
+            band = [slice(None), slice(None)]
+            band[int(side) % 2] = slice(0, width) if side < 2 else slice(size - width, size)
+            visible[band[0], band[1]] = False
+    if rng.random() < 0.5:
+        crop, visible = crop[:, ::-1], visible[:, ::-1]
+    crop = colour_jitter(crop, rng)
+    crop[~visible] = BACKDROP_FILL
     return np.ascontiguousarray(crop)
 
 
@@ -321,8 +347,15 @@ def predict(model: nn.Module, crops: list[np.ndarray], config: ModelConfig, batc
 
 def variant_crops(samples: list[Sample], config: ModelConfig, variant: str, seed: int = 1) -> list[np.ndarray]:
     """The held-out faces as found, re-cropped or degraded (fixed seed: the same every epoch)."""
+    return variant_views(samples, config, variant, seed)[0]
+
+
+def variant_views(samples: list[Sample], config: ModelConfig, variant: str,
+                  seed: int = 1) -> tuple[list[np.ndarray], np.ndarray]:
+    """:func:`variant_crops` and whether each crop can be judged (the backdrop view: enough
+    visible backdrop; the face view: always)."""
     rng = np.random.default_rng(seed)
-    crops = []
+    crops, judged = [], []
     for s in samples:
         region, points = s.region, s.landmarks
         if variant == "recropped":
@@ -330,26 +363,48 @@ def variant_crops(samples: list[Sample], config: ModelConfig, variant: str, seed
         elif variant == "degraded":
             region, points = degrade(region, points)
         region, points = canonical_face(region, points, config)  # as inference sees it (cnn.json)
+        if config.view == "backdrop":
+            crop, visible = backdrop_crop(region, points, size=config.input_size, zoom=config.zoom)
+            crops.append(crop)
+            judged.append(float(visible.mean()) >= BACKDROP_MIN_VISIBLE)
+            continue
         face = Face(box=np.zeros(4, np.float32), landmarks=np.asarray(points, np.float32), confidence=1.0)
         crops.append(cnn_crop(region, face, size=config.input_size, zoom=config.zoom))
-    return crops
+        judged.append(True)
+    return crops, np.array(judged, bool)
+
+
+def backdrop_judged(samples: list[Sample], config: ModelConfig) -> list[Sample]:
+    """The samples whose as-found backdrop view can be judged (all of them for the face view)."""
+    if config.view != "backdrop":
+        return samples
+    return [s for s in samples if float(backdrop_crop(s.region, s.landmarks, size=config.input_size,
+                                                      zoom=config.zoom)[1].mean()) >= BACKDROP_MIN_VISIBLE]
 
 
 def evaluate(model: nn.Module, samples: list[Sample], config: ModelConfig,
-             cached: dict[str, list[np.ndarray]] | None = None) -> dict:
-    """Per variant: all held-out GAN vs all held-out reals, and each GAN source vs them."""
+             cached: dict[str, tuple[list[np.ndarray], np.ndarray]] | None = None) -> dict:
+    """Per variant: all held-out GAN vs all held-out reals, and each GAN source vs them
+    (the backdrop view: among the faces each variant's crop can judge)."""
     if not samples:
         return {}
-    y = np.array([s.label for s in samples])
-    reals = np.flatnonzero(y == 0)
     result: dict = {}
     for variant in VARIANTS:
-        crops = cached[variant] if cached is not None else variant_crops(samples, config, variant)
-        scores = predict(model, crops, config)
+        crops, judged = cached[variant] if cached is not None else variant_views(samples, config, variant)
+        keep = np.flatnonzero(judged)
+        kept = [samples[i] for i in keep]
+        if not kept:
+            continue
+        y = np.array([s.label for s in kept])
+        reals = np.flatnonzero(y == 0)
+        scores = predict(model, [crops[i] for i in keep], config)
         entry = {"all": roc_metrics(y, scores)}
-        for src in sorted({s.source for s in samples}):
-            idx = [i for i, s in enumerate(samples) if s.source == src]
-            pos = [i for i in idx if samples[i].label == 1]
+        if len(kept) < len(samples):
+            entry["judged"] = {"gan": int(y.sum()), "real": int(len(y) - y.sum()),
+                               "of_gan": sum(s.label for s in samples), "of_real": sum(1 - s.label for s in samples)}
+        for src in sorted({s.source for s in kept}):
+            idx = [i for i, s in enumerate(kept) if s.source == src]
+            pos = [i for i in idx if kept[i].label == 1]
             if pos:  # a GAN source against every held-out real
                 entry[src] = roc_metrics([1] * len(pos) + [0] * len(reals),
                                          np.concatenate([scores[pos], scores[reals]]))
@@ -366,7 +421,7 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
                        widths=tuple(args.widths) if args.widths else
                        ((32, 64, 128) if args.arch == "patchnet" else ModelConfig().widths),
                        canonical_eye_px=args.canonical_eye_px, canonical_jpeg=args.canonical_jpeg,
-                       stem_stride=args.stem_stride)
+                       stem_stride=args.stem_stride, view=args.view)
 
 
 def initial_model(init: Path, config: ModelConfig) -> nn.Module:
@@ -392,7 +447,11 @@ def train(args: argparse.Namespace) -> dict:
     print(f"train {len(train_set)} ({sum(s.label for s in train_set)} GAN), held out {len(held)} "
           f"({sum(s.label for s in held)} GAN)", file=sys.stderr)
     model = initial_model(args.init, config) if args.init else build_model(config)
-    cached = {v: variant_crops(held, config, v) for v in VARIANTS} if held else None
+    if config.view == "backdrop":  # faces with too little backdrop teach nothing but "grey = real"
+        before = len(train_set)
+        train_set = backdrop_judged(train_set, config)
+        print(f"backdrop view: {len(train_set)} of {before} training faces show enough backdrop", file=sys.stderr)
+    cached = {v: variant_views(held, config, v) for v in VARIANTS} if held else None
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train_set) / args.batch_size))
     if args.max_steps:
@@ -478,6 +537,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="inference's canonical copy: JPEG quality (cnn.json; default off)")
     ap.add_argument("--zoom", type=float, default=1.3, help="crop zoom about the canonical layout (1.0: FFHQ framing)")
     ap.add_argument("--arch", choices=["facenet", "patchnet"], default="facenet")
+    ap.add_argument("--view", choices=["face", "backdrop"], default="face",
+                    help="the face crop, or the backdrop view (FFHQ framing with head, hair and shoulders "
+                         "hidden; use with --zoom 1.0)")
     ap.add_argument("--widths", type=int, nargs="*", default=None)
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (same architecture)")
     ap.add_argument("--seed", type=int, default=0)

@@ -181,6 +181,54 @@ def test_tiny_training_run_end_to_end(tmp_path, samples) -> None:  # noqa: ANN00
     assert wide.stem[0].weight.shape[-2:] == (6, 6)
 
 
+def test_backdrop_view_training_hides_the_head_in_every_draw_and_trains(tmp_path, samples, astronaut: np.ndarray,  # noqa: ANN001
+                                                                         astronaut_face: Face) -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import train_cnn
+    from ganscreen.model import BACKDROP_FILL, backdrop_mask
+
+    config = ModelConfig(zoom=1.0, view="backdrop")
+    sample = train_cnn.Sample(key="real/x__0.png", label=0, source="real/x", region=astronaut,
+                              landmarks=astronaut_face.landmarks.copy())
+    rng = np.random.default_rng(0)
+    # Hidden in every framing the training jitter can draw (zoom 0.85-1.15, shift, rotation):
+    # the layout's central head ellipse at the widest zoom.
+    core = ~backdrop_mask(128, 0.85) & (np.mgrid[0:128, 0:128][0] < 0.7 * 128)
+    grey_shares = []
+    for _ in range(30):
+        crop = train_cnn.augment(sample, rng, config)
+        assert crop.shape == (128, 128, 3) and crop.dtype == np.uint8
+        grey = np.all(crop == BACKDROP_FILL, axis=2)
+        inner = core.copy()
+        inner[:30] = False  # the top of the head moves most with the jitter
+        assert grey[inner].mean() > 0.97
+        grey_shares.append(grey.mean())
+    # Grey border bands on some draws, for every class alike: how much is grey varies.
+    assert max(grey_shares) - min(grey_shares) > 0.1
+    # The held-out views say which crops can be judged: a tight crop of the same photo cannot.
+    x0, y0, x1, y1 = astronaut_face.box.astype(int)
+    tight = train_cnn.Sample(key="real/x__1.png", label=0, source="real/x", region=astronaut[y0:y1, x0:x1].copy(),
+                             landmarks=astronaut_face.landmarks - np.array([x0, y0], np.float32))
+    crops, judged = train_cnn.variant_views([sample, tight], config, "as_found")
+    assert list(judged) == [True, False] and len(crops) == 2
+    assert [s.key for s in train_cnn.backdrop_judged([sample, tight], config)] == ["real/x__0.png"]
+    # One step of a backdrop-view run writes weights whose config says so.
+    data = tmp_path / "faces"
+    for label in ("real", "gan"):
+        (data / label).mkdir(parents=True)
+    base = Image.open(samples / "astronaut.png").convert("RGB")
+    for i, angle in enumerate((0, 4)):
+        base.rotate(angle).save(data / "real" / f"photos__{i}.png")
+        base.rotate(angle).resize((128, 128)).resize((512, 512), Image.Resampling.NEAREST).save(
+            data / "gan" / f"upsampled__{i}.png")
+    out = tmp_path / "out"
+    train_cnn.train(train_cnn.parse_args([
+        "--data", str(data), "--out", str(out), "--cache", str(tmp_path / "cache"), "--epochs", "1",
+        "--batch-size", "4", "--max-steps", "1", "--holdout", "gan/none", "--view", "backdrop", "--zoom", "1.0"]))
+    written = ModelConfig.from_dict(__import__("json").loads((out / "cnn.json").read_text()))
+    assert (written.view, written.zoom) == ("backdrop", 1.0)
+
+
 def test_beauty_filter_smooths_texture_but_keeps_edges() -> None:
     sys.path.insert(0, str(ROOT / "scripts"))
     import cv2

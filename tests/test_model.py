@@ -23,11 +23,15 @@ from ganscreen.checks import CheckContext
 from ganscreen.checks.cnn import CnnCheck
 from ganscreen.faces import CANONICAL_LANDMARKS, Face
 from ganscreen.model import (
+    BACKDROP_FILL,
+    BACKDROP_MIN_VISIBLE,
     INPUT_SIZE,
     ZOOM,
     FaceNet,
     ModelConfig,
     PatchNet,
+    backdrop_crop,
+    backdrop_mask,
     build_model,
     canonical_face,
     cnn_crop,
@@ -109,10 +113,11 @@ def test_weights_of_another_shape_are_refused(tmp_path: Path) -> None:
 def test_config_round_trips_and_names_its_architecture() -> None:
     for config in (ModelConfig(), ModelConfig(arch="patchnet", widths=(32, 64, 128), zoom=1.5),
                    ModelConfig(canonical_eye_px=60.0, canonical_jpeg=60),
-                   ModelConfig(input_size=256, stem_stride=2)):
+                   ModelConfig(input_size=256, stem_stride=2), ModelConfig(zoom=1.0, view="backdrop")):
         assert ModelConfig.from_dict(config.to_dict()) == config
     legacy = {k: v for k, v in ModelConfig().to_dict().items() if k != "arch"}
     assert ModelConfig.from_dict(legacy).arch == "facenet"
+    assert ModelConfig.from_dict(legacy).view == "face" and "view" not in ModelConfig().to_dict()
     assert isinstance(build_model(ModelConfig(arch="patchnet", widths=(32, 64, 128))), PatchNet)
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model(ModelConfig(arch="resnet"))
@@ -210,6 +215,52 @@ def test_crop_zooms_in_rather_than_filling_past_the_border() -> None:
     assert np.count_nonzero(row == 0) <= 4
     # Zoomed in: the crop spans fewer source pixels than the canonical one.
     assert np.ptp(row) < 0.8 * np.ptp(centred[INPUT_SIZE // 2, :, 0].astype(int))
+
+
+# --------------------------------------------------------------------------- backdrop view
+
+
+def test_backdrop_mask_hides_head_and_shoulders_and_follows_the_zoom() -> None:
+    wide = backdrop_mask(INPUT_SIZE, 1.0)
+    assert wide.dtype == bool and wide.shape == (INPUT_SIZE, INPUT_SIZE)
+    assert wide[2, 2] and wide[2, -3]  # the top corners are backdrop
+    centre = ((CANONICAL_LANDMARKS[:, ::-1]) * INPUT_SIZE).astype(int)
+    assert not any(wide[y, x] for y, x in centre)  # eyes, nose and mouth are hidden
+    assert not wide[-2].any()  # the shoulder band is hidden
+    assert 0.25 < wide.mean() < 0.45
+    # Zoomed in, the head fills more of the crop: less backdrop, and none that was hidden shows.
+    tight = backdrop_mask(INPUT_SIZE, 1.3)
+    assert tight.mean() < 0.8 * wide.mean()
+
+
+def test_backdrop_crop_shows_the_photo_only_where_the_mask_and_the_photo_allow() -> None:
+    image = _coordinate_image()
+    landmarks = _tilted_landmarks(scale=300, degrees=0, centre=(256, 256))
+    crop, visible = backdrop_crop(image, landmarks, zoom=1.0)
+    assert crop.shape == (INPUT_SIZE, INPUT_SIZE, 3) and visible.shape == (INPUT_SIZE, INPUT_SIZE)
+    assert np.all(crop[~visible] == BACKDROP_FILL)
+    # Visible pixels are the photo's: the crop is the 300 px square about (256, 256), so its
+    # top-left corner is source pixel (106, 106) (red and green count in steps of 2).
+    assert visible[3, 3] and visible.mean() == backdrop_mask(INPUT_SIZE, 1.0).mean()
+    red, green = crop[3, 3, :2].astype(float) * 2
+    assert abs(red - 113) < 6 and abs(green - 113) < 6
+    # A face 120 px from the left edge: the crop reaches 30 px past it. Those pixels are hidden,
+    # never repeated, so a tight crop cannot hand the network a border to read.
+    near_edge = _tilted_landmarks(scale=300, degrees=0, centre=(120, 256))
+    edge_crop, edge_visible = backdrop_crop(image, near_edge, zoom=1.0)
+    assert not edge_visible[:, :12].any() and edge_visible[:, 14:20].any()
+    assert np.all(edge_crop[:, :12] == BACKDROP_FILL)
+    # A reach (the square the training cache keeps) hides what lies outside it.
+    _, reached = backdrop_crop(image, landmarks, zoom=1.0, reach=(256, 0, 512, 512))
+    assert not reached[:, : INPUT_SIZE // 2 - 2].any() and reached[:, INPUT_SIZE // 2 + 2:].any()
+
+
+def test_a_tight_crop_leaves_too_little_backdrop_to_judge() -> None:
+    image = _coordinate_image()
+    full = _tilted_landmarks(scale=130, degrees=0, centre=(256, 240))  # a portrait with room around
+    tight = _tilted_landmarks(scale=1100, degrees=0, centre=(256, 240))  # the face fills the photo
+    assert backdrop_crop(image, full, zoom=1.0)[1].mean() >= BACKDROP_MIN_VISIBLE
+    assert backdrop_crop(image, tight, zoom=1.0)[1].mean() < BACKDROP_MIN_VISIBLE
 
 
 # --------------------------------------------------------------------------- canonical copy

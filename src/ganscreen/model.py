@@ -22,6 +22,10 @@ from torch import nn
 from ganscreen.faces import CANONICAL_LANDMARKS, Face, similarity_transform
 
 __all__ = [
+    "BACKDROP_FILL",
+    "BACKDROP_HEAD",
+    "BACKDROP_MIN_VISIBLE",
+    "BACKDROP_SHOULDERS",
     "INPUT_SIZE",
     "MAX_ZOOM",
     "MEAN",
@@ -30,6 +34,8 @@ __all__ = [
     "FaceNet",
     "ModelConfig",
     "PatchNet",
+    "backdrop_crop",
+    "backdrop_mask",
     "build_model",
     "canonical_face",
     "cnn_crop",
@@ -47,6 +53,15 @@ ZOOM = 1.3
 MAX_ZOOM = 2.2  # tightest crop allowed to keep the crop inside the photo
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.25, 0.25, 0.25)
+# The backdrop view (``ModelConfig.view == "backdrop"``, :func:`backdrop_crop`): in the
+# canonical layout at zoom 1 (FFHQ framing, eyes at y 0.471, mouth at 0.730), the head and
+# hair lie inside this ellipse (centre x, centre y, semi-axis x, semi-axis y, as fractions of
+# the side) and the shoulders below this line; both scale with the crop's zoom about its
+# centre, so what is hidden follows the face, not the framing. Hidden pixels get one grey.
+BACKDROP_HEAD = (0.5, 0.44, 0.33, 0.44)
+BACKDROP_SHOULDERS = 0.80
+BACKDROP_FILL = 128
+BACKDROP_MIN_VISIBLE = 0.15  # share of the crop that must be visible backdrop to judge it
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +81,9 @@ class ModelConfig:
     # FaceNet's stem stride: 1 (a 3x3 conv at the crop's resolution) or 2 (a 6x6 stride-2
     # conv: twice the input pixels for the same cost after the stem; see FaceNet).
     stem_stride: int = 1
+    # What the network sees: "face" (:func:`cnn_crop`) or "backdrop" (:func:`backdrop_crop`:
+    # the FFHQ-framed crop with head, hair, shoulders and everything outside the photo hidden).
+    view: str = "face"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
@@ -75,7 +93,7 @@ class ModelConfig:
                    arch=str(data.get("arch", "facenet")),
                    canonical_eye_px=None if eye is None else float(eye),
                    canonical_jpeg=None if quality is None else int(quality),
-                   stem_stride=int(data.get("stem_stride", 1)))
+                   stem_stride=int(data.get("stem_stride", 1)), view=str(data.get("view", "face")))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"arch": self.arch, "widths": list(self.widths), "input_size": self.input_size,
@@ -86,6 +104,8 @@ class ModelConfig:
             out["canonical_jpeg"] = self.canonical_jpeg
         if self.stem_stride != 1:
             out["stem_stride"] = self.stem_stride
+        if self.view != "face":
+            out["view"] = self.view
         return out
 
 
@@ -191,6 +211,11 @@ def cnn_crop(image: np.ndarray, face: Face, *, size: int = INPUT_SIZE, zoom: flo
                 mid = (lo + hi) / 2
                 lo, hi = (lo, mid) if _inside(_crop_matrix(points, size, mid), size, width, height) else (mid, hi)
         matrix = _crop_matrix(points, size, hi)
+    return _warp(image, matrix, size)
+
+
+def _warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """``image`` through ``matrix`` onto a ``size`` square; past the border it repeats."""
     scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))
     source = image
     if scale < 0.5:  # area-average before a large reduction, as in faces.align_face
@@ -200,6 +225,39 @@ def cnn_crop(image: np.ndarray, face: Face, *, size: int = INPUT_SIZE, zoom: flo
         matrix[:, :2] /= factor
     return cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
+
+
+def backdrop_mask(size: int, zoom: float) -> np.ndarray:
+    """The part of a ``size`` crop at ``zoom`` that is backdrop (True): outside the head
+    ellipse and above the shoulder line of :data:`BACKDROP_HEAD`, scaled about the centre."""
+    cx, cy, ax, ay = BACKDROP_HEAD
+    grid = (np.arange(size, dtype=np.float64) + 0.5) / size
+    yy, xx = np.meshgrid(grid, grid, indexing="ij")
+    # Crop coordinates u map to layout coordinates (u - 0.5) / zoom + 0.5.
+    lx, ly = (xx - 0.5) / zoom + 0.5, (yy - 0.5) / zoom + 0.5
+    head = ((lx - cx) / ax) ** 2 + ((ly - cy) / ay) ** 2 <= 1.0
+    return ~head & (ly < BACKDROP_SHOULDERS)
+
+
+def backdrop_crop(image: np.ndarray, landmarks: np.ndarray, *, size: int = INPUT_SIZE, zoom: float = 1.0,
+                  reach: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The backdrop the backdrop network sees: the FFHQ-framed crop at ``zoom`` (never
+    zoomed in to fit), with :func:`backdrop_mask`'s head and shoulders and every pixel
+    outside the photo, or outside ``reach`` (x0, y0, x1, y1 in photo pixels), set to
+    :data:`BACKDROP_FILL`. Returns the uint8 crop and its visible mask (True = backdrop)."""
+    points = np.asarray(landmarks, np.float64)
+    height, width = image.shape[:2]
+    matrix = _crop_matrix(points, size, zoom)
+    crop = _warp(image, matrix, size)
+    x0, y0, x1, y1 = reach if reach is not None else (0, 0, width, height)
+    inside = np.zeros((height, width), np.uint8)
+    inside[max(0, y0):min(height, y1), max(0, x0):min(width, x1)] = 255
+    inside_crop = cv2.warpAffine(inside, matrix, (size, size), flags=cv2.INTER_NEAREST,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    visible = backdrop_mask(size, zoom) & inside_crop
+    crop = crop.copy()
+    crop[~visible] = BACKDROP_FILL
+    return crop, visible
 
 
 def canonical_face(image: np.ndarray, landmarks: np.ndarray, config: ModelConfig,
