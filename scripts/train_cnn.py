@@ -35,7 +35,15 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from torch import nn  # noqa: E402
 
-from _common import DEFAULT_DATA, FIT_SOURCES, ROOT, read_sources, roc_metrics, source_of  # noqa: E402
+from _common import (  # noqa: E402
+    DEFAULT_DATA,
+    FIT_SOURCES,
+    ROOT,
+    is_aligned_real,
+    read_sources,
+    roc_metrics,
+    source_of,
+)
 from ganscreen._records import largest_face, read_records  # noqa: E402
 from ganscreen.faces import Face, FaceDetector, primary_face  # noqa: E402
 from ganscreen.images import ImageLoadError, load_image  # noqa: E402
@@ -383,9 +391,12 @@ def backdrop_judged(samples: list[Sample], config: ModelConfig) -> list[Sample]:
 
 
 def evaluate(model: nn.Module, samples: list[Sample], config: ModelConfig,
-             cached: dict[str, tuple[list[np.ndarray], np.ndarray]] | None = None) -> dict:
+             cached: dict[str, tuple[list[np.ndarray], np.ndarray]] | None = None,
+             aligned: set[str] | None = None) -> dict:
     """Per variant: all held-out GAN vs all held-out reals, and each GAN source vs them
-    (the backdrop view: among the faces each variant's crop can judge)."""
+    (the backdrop view: among the faces each variant's crop can judge). With ``aligned``
+    (the keys of FFHQ/CelebA-HQ-aligned reals), also all GAN vs the ordinary reals and vs the
+    aligned ones, as the evaluation table splits them."""
     if not samples:
         return {}
     result: dict = {}
@@ -399,6 +410,11 @@ def evaluate(model: nn.Module, samples: list[Sample], config: ModelConfig,
         reals = np.flatnonzero(y == 0)
         scores = predict(model, [crops[i] for i in keep], config)
         entry = {"all": roc_metrics(y, scores)}
+        if aligned:
+            gan = np.flatnonzero(y == 1)
+            for name, wanted in (("vs_ordinary", False), ("vs_aligned", True)):
+                neg = [i for i in reals if (kept[i].key in aligned) == wanted]
+                entry[name] = roc_metrics([1] * len(gan) + [0] * len(neg), np.concatenate([scores[gan], scores[neg]]))
         if len(kept) < len(samples):
             entry["judged"] = {"gan": int(y.sum()), "real": int(len(y) - y.sum()),
                                "of_gan": sum(s.label for s in samples), "of_real": sum(1 - s.label for s in samples)}
@@ -565,10 +581,16 @@ def evaluate_weights(args: argparse.Namespace) -> dict:
     if not held:
         raise SystemExit("no held-out faces to score")
     model = load_model(args.evaluate, config)
-    result = evaluate(model, held, config)
-    return {"weights": str(args.evaluate), "config": config.to_dict(),
-            "n_held_out": len(held), "n_gan": sum(s.label for s in held),
-            "all": {variant: result[variant]["all"] for variant in result}, "per_source": result}
+    sources = {k: v for data in args.data for k, v in read_sources(data).items()}
+    aligned = {s.key for s in held if is_aligned_real(s.key, sources)}
+    result = evaluate(model, held, config, aligned=aligned)
+    out = {"weights": str(args.evaluate), "config": config.to_dict(),
+           "n_held_out": len(held), "n_gan": sum(s.label for s in held),
+           "all": {variant: result[variant]["all"] for variant in result}, "per_source": result}
+    if aligned:
+        for name in ("vs_ordinary", "vs_aligned"):
+            out[name] = {variant: result[variant][name] for variant in result}
+    return out
 
 
 if __name__ == "__main__":

@@ -152,6 +152,19 @@ def test_tiny_training_run_end_to_end(tmp_path, samples) -> None:  # noqa: ANN00
         assert set(result["all"]) == {"as_found", "recropped", "degraded"}
     assert results[True]["config"]["canonical_eye_px"] == 30.0
     assert "canonical_eye_px" not in results[False]["config"]
+    assert "vs_aligned" not in results[False]  # no SOURCES.tsv: no aligned reals known
+    # With a SOURCES.tsv naming one real photo FFHQ-aligned, the GAN faces are also scored
+    # against the ordinary reals and the aligned one apart, as the evaluation table splits them.
+    (data / "SOURCES.tsv").write_text("file\tlabel\tgenerator\nreal/photos__0.png\treal\tffhq\n"
+                                      "real/photos__1.png\treal\treal-misc\n")
+    split_result = train_cnn.evaluate_weights(train_cnn.parse_args([
+        "--data", str(data), "--cache", str(tmp_path / "cache"), "--holdout", "gan/upsampled",
+        "real/photos", "--evaluate", str(out / "cnn.safetensors")]))
+    for variant in ("as_found", "recropped", "degraded"):
+        assert (split_result["vs_aligned"][variant]["n_pos"], split_result["vs_aligned"][variant]["n_neg"]) == (3, 1)
+        assert split_result["vs_ordinary"][variant]["n_neg"] == 2
+    assert split_result["all"] == results[False]["all"]
+    (data / "SOURCES.tsv").unlink()
     # The copy changes what the network sees: the held-out real photos score differently.
     means = [r["per_source"]["as_found"]["real/photos"]["mean_score"] for r in results.values()]
     assert means[0] != means[1]
