@@ -250,9 +250,6 @@ def test_backdrop_crop_shows_the_photo_only_where_the_mask_and_the_photo_allow()
     edge_crop, edge_visible = backdrop_crop(image, near_edge, zoom=1.0)
     assert not edge_visible[:, :12].any() and edge_visible[:, 14:20].any()
     assert np.all(edge_crop[:, :12] == BACKDROP_FILL)
-    # A reach (the square the training cache keeps) hides what lies outside it.
-    _, reached = backdrop_crop(image, landmarks, zoom=1.0, reach=(256, 0, 512, 512))
-    assert not reached[:, : INPUT_SIZE // 2 - 2].any() and reached[:, INPUT_SIZE // 2 + 2:].any()
 
 
 def test_a_tight_crop_leaves_too_little_backdrop_to_judge() -> None:

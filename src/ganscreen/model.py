@@ -239,19 +239,17 @@ def backdrop_mask(size: int, zoom: float) -> np.ndarray:
     return ~head & (ly < BACKDROP_SHOULDERS)
 
 
-def backdrop_crop(image: np.ndarray, landmarks: np.ndarray, *, size: int = INPUT_SIZE, zoom: float = 1.0,
-                  reach: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def backdrop_crop(image: np.ndarray, landmarks: np.ndarray, *, size: int = INPUT_SIZE,
+                  zoom: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """The backdrop the backdrop network sees: the FFHQ-framed crop at ``zoom`` (never
     zoomed in to fit), with :func:`backdrop_mask`'s head and shoulders and every pixel
-    outside the photo, or outside ``reach`` (x0, y0, x1, y1 in photo pixels), set to
-    :data:`BACKDROP_FILL`. Returns the uint8 crop and its visible mask (True = backdrop)."""
+    outside the photo set to :data:`BACKDROP_FILL`. Returns the uint8 crop and its visible
+    mask (True = backdrop)."""
     points = np.asarray(landmarks, np.float64)
     height, width = image.shape[:2]
     matrix = _crop_matrix(points, size, zoom)
     crop = _warp(image, matrix, size)
-    x0, y0, x1, y1 = reach if reach is not None else (0, 0, width, height)
-    inside = np.zeros((height, width), np.uint8)
-    inside[max(0, y0):min(height, y1), max(0, x0):min(width, x1)] = 255
+    inside = np.full((height, width), 255, np.uint8)
     inside_crop = cv2.warpAffine(inside, matrix, (size, size), flags=cv2.INTER_NEAREST,
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
     visible = backdrop_mask(size, zoom) & inside_crop
