@@ -103,6 +103,11 @@ def read_sources(data: Path) -> dict[str, dict[str, str]]:
     return {row[0]: dict(zip(header, row, strict=False)) for row in (ln.split("\t") for ln in lines[1:])}
 
 
+def read_all_sources(datas: Iterable[Path]) -> dict[str, dict[str, str]]:
+    """:func:`read_sources` of every folder, merged (a later folder's row wins)."""
+    return {k: v for data in datas for k, v in read_sources(data).items()}
+
+
 def relative_key(path: str) -> str:
     """'…/faces/gan/x.jpg' → 'gan/x.jpg' (label folder and file name)."""
     parts = Path(path).parts

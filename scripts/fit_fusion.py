@@ -33,8 +33,8 @@ from _common import (  # noqa: E402
     ROOT,
     is_aligned_real,
     label_of,
+    read_all_sources,
     read_records,
-    read_sources,
     relative_key,
     roc_metrics,
     source_of,
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--real-tpr", type=float, default=0.95, help="held-out TPR kept above the real threshold")
     args = ap.parse_args(argv)
 
-    sources = {k: v for data in args.data for k, v in read_sources(data).items()}
+    sources = read_all_sources(args.data)
     records = {relative_key(r["path"]): r for scan in args.scan for r in read_records(scan)}
     keys = sorted(k for k in records if label_of(k) is not None)
     ok = [k for k in keys if records[k]["status"] == "ok"]

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import is_aligned_real, label_of, read_records, read_sources, relative_key, roc_metrics  # noqa: E402
+from _common import is_aligned_real, label_of, read_all_sources, read_records, relative_key, roc_metrics  # noqa: E402
 from ganscreen._records import largest_face  # noqa: E402
 from ganscreen.images import ImageLoadError, load_image  # noqa: E402
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, nargs="+", required=True, help="the scanned folders (their SOURCES.tsv)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    sources = {k: v for data in args.data for k, v in read_sources(data).items()}
+    sources = read_all_sources(args.data)
     rows = []
     for scan in args.scans:
         for record in read_records(scan):

@@ -33,7 +33,15 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import is_aligned_real, label_of, read_records, read_sources, relative_key, roc_metrics, table  # noqa: E402
+from _common import (  # noqa: E402
+    is_aligned_real,
+    label_of,
+    read_all_sources,
+    read_records,
+    relative_key,
+    roc_metrics,
+    table,
+)
 from fit_fusion import split_by_source  # noqa: E402
 from ganscreen.checks import CheckResult  # noqa: E402
 from ganscreen.fusion import Fusion  # noqa: E402
@@ -102,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
 
-    sources = {k: v for data in args.data for k, v in read_sources(data).items()}
+    sources = read_all_sources(args.data)
     records = []
     for path in args.records:
         for r in read_records(path):

@@ -40,7 +40,7 @@ from _common import (  # noqa: E402
     FIT_SOURCES,
     ROOT,
     is_aligned_real,
-    read_sources,
+    read_all_sources,
     roc_metrics,
     source_of,
 )
@@ -163,7 +163,7 @@ def _cache_one(data: Path, cache: Path, key: str, detector: FaceDetector | None,
 
 
 def split(samples: list[Sample], holdout: list[str], datas: list[Path]) -> tuple[list[Sample], list[Sample]]:
-    sources = {k: v for data in datas for k, v in read_sources(data).items()}
+    sources = read_all_sources(datas)
     held_generators = {h.split(":", 1)[1] for h in holdout if h.startswith("generator:")}
     held_sources = {h for h in holdout if not h.startswith("generator:")}
 
@@ -374,7 +374,7 @@ def variant_views(samples: list[Sample], config: ModelConfig, variant: str,
         if config.view == "backdrop":
             crop, visible = backdrop_crop(region, points, size=config.input_size, zoom=config.zoom)
             crops.append(crop)
-            judged.append(float(visible.mean()) >= BACKDROP_MIN_VISIBLE)
+            judged.append(_shows_backdrop(visible))
             continue
         face = Face(box=np.zeros(4, np.float32), landmarks=np.asarray(points, np.float32), confidence=1.0)
         crops.append(cnn_crop(region, face, size=config.input_size, zoom=config.zoom))
@@ -382,12 +382,15 @@ def variant_views(samples: list[Sample], config: ModelConfig, variant: str,
     return crops, np.array(judged, bool)
 
 
+def _shows_backdrop(visible: np.ndarray) -> bool:
+    """Whether a backdrop view's visible mask leaves enough backdrop to judge."""
+    return float(visible.mean()) >= BACKDROP_MIN_VISIBLE
+
+
 def backdrop_judged(samples: list[Sample], config: ModelConfig) -> list[Sample]:
-    """The samples whose as-found backdrop view can be judged (all of them for the face view)."""
-    if config.view != "backdrop":
-        return samples
-    return [s for s in samples if float(backdrop_crop(s.region, s.landmarks, size=config.input_size,
-                                                      zoom=config.zoom)[1].mean()) >= BACKDROP_MIN_VISIBLE]
+    """The samples whose as-found backdrop view (``config``'s size and zoom) can be judged."""
+    return [s for s in samples
+            if _shows_backdrop(backdrop_crop(s.region, s.landmarks, size=config.input_size, zoom=config.zoom)[1])]
 
 
 def evaluate(model: nn.Module, samples: list[Sample], config: ModelConfig,
@@ -581,7 +584,7 @@ def evaluate_weights(args: argparse.Namespace) -> dict:
     if not held:
         raise SystemExit("no held-out faces to score")
     model = load_model(args.evaluate, config)
-    sources = {k: v for data in args.data for k, v in read_sources(data).items()}
+    sources = read_all_sources(args.data)
     aligned = {s.key for s in held if is_aligned_real(s.key, sources)}
     result = evaluate(model, held, config, aligned=aligned)
     out = {"weights": str(args.evaluate), "config": config.to_dict(),
