@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DATA, is_aligned_real, read_sources, roc_metrics, table  # noqa: E402
 from ganscreen import Screener  # noqa: E402
 from ganscreen._assets import load_json  # noqa: E402
-from ganscreen._records import outcome  # noqa: E402
+from ganscreen._records import outcome, read_records  # noqa: E402
 from ganscreen.images import ImageLoadError, InputFile, load_image  # noqa: E402
 from ganscreen.pipeline import platform_copy  # noqa: E402
 
@@ -50,10 +50,17 @@ VARIANTS = ("as_found", "recropped", "degraded")
 
 
 class Item:
-    __slots__ = ("path", "key", "label", "source", "aligned")
+    __slots__ = ("path", "key", "label", "source", "aligned", "generator")
 
-    def __init__(self, path: Path, key: str, label: int, source: str, aligned: bool) -> None:
+    def __init__(self, path: Path, key: str, label: int, source: str, aligned: bool, generator: str = "") -> None:
         self.path, self.key, self.label, self.source, self.aligned = path, key, label, source, aligned
+        self.generator = generator
+
+
+def generator_family(generator: str) -> str:
+    """A generator's family, the first word of its SOURCES.tsv name: ``stylegan2-ada-ffhq`` →
+    ``stylegan2``, ``diffusion-sd21`` → ``diffusion``; ``unknown`` when none is named."""
+    return generator.strip().lower().split("-", 1)[0] or "unknown"
 
 
 def list_items(roots: list[Path], include: set[str] | None) -> list[Item]:
@@ -74,7 +81,7 @@ def list_items(roots: list[Path], include: set[str] | None) -> list[Item]:
                 if include is not None and source not in include:
                     continue
                 aligned = is_aligned_real(key, sources)
-                out.append(Item(path, key, label, source, aligned))
+                out.append(Item(path, key, label, source, aligned, sources.get(key, {}).get("generator", "")))
     return out
 
 
@@ -123,14 +130,36 @@ def screen(items: list[Item], variant: str, screener: Screener, seed: int = 0,
         for report in screener.scan_inputs(InputFile(p) for _, p in pairs):
             item = by_path[str(report.path)]
             rec = report.to_record()
-            scores = {"fused": rec["score"]}
-            scores.update({n: c.get("score") for n, c in rec["checks"].items()})
-            rows.append({"key": item.key, "label": item.label, "source": item.source, "aligned": item.aligned,
-                         "status": rec["status"], "verdict": rec["verdict"], "scores": scores})
+            rows.append(_row(rec, item))
             if records is not None:
                 records.append({**rec, "path": str(item.path), "key": item.key, "label": item.label,
                                 "source": item.source, "aligned": item.aligned, "variant": variant})
     return rows
+
+
+def _row(rec: dict[str, Any], item: Item) -> dict[str, Any]:
+    """What the table needs of one scan record of ``item``."""
+    scores = {"fused": rec["score"]}
+    scores.update({n: c.get("score") for n, c in rec["checks"].items()})
+    return {"key": item.key, "label": item.label, "source": item.source, "aligned": item.aligned,
+            "generator": item.generator, "status": rec["status"], "verdict": rec["verdict"], "scores": scores}
+
+
+def rows_from_records(records: list[dict[str, Any]], items: list[Item]) -> dict[str, list[dict[str, Any]]]:
+    """The rows :func:`screen` gave, per variant, rebuilt from the records ``--records`` wrote,
+    for the files of ``items`` (so the set, strata and generators are today's); a record of a
+    file not in ``items`` is left out, and a file without a record in a variant is an error."""
+    by_key = {item.key: item for item in items}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        item = by_key.get(rec.get("key", ""))
+        if item is not None:
+            out.setdefault(rec["variant"], []).append(_row(rec, item))
+    for variant, rows in out.items():
+        missing = len(by_key) - len({r["key"] for r in rows})
+        if missing:
+            raise SystemExit(f"{variant}: {missing} of {len(by_key)} files have no record")
+    return out
 
 
 def metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -139,13 +168,22 @@ def metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
     aligned = np.array([r["aligned"] for r in rows])
     sources = np.array([r["source"] for r in rows])
     negatives = {"ordinary": (y == 0) & ~aligned, "aligned": (y == 0) & aligned}
-    gan_sources = ["all GAN", *sorted({s for s in sources if s.startswith("gan/")})]
+    families = np.array([generator_family(r.get("generator", "")) if r["label"] == 1 else "" for r in rows])
+    gan_families = sorted(set(families[y == 1]))
+    # All GAN faces, then each generator family (when there are several), then each source.
+    gan_sources = ["all GAN", *(f"family {f}" for f in (gan_families if len(gan_families) > 1 else [])),
+                   *sorted({s for s in sources if s.startswith("gan/")})]
     out: dict[str, Any] = {"n": len(rows), "status": dict(Counter(r["status"] for r in rows)), "table": []}
     for neg_name, neg in negatives.items():
         if not neg.any():
             continue
         for gan in gan_sources:
-            pos = (y == 1) if gan == "all GAN" else (sources == gan)
+            if gan == "all GAN":
+                pos = y == 1
+            elif gan.startswith("family "):
+                pos = (y == 1) & (families == gan.removeprefix("family "))
+            else:
+                pos = sources == gan
             sel = pos | neg
             entry: dict[str, Any] = {"gan": gan, "vs": neg_name, "n_gan": int(pos.sum()), "n_real": int(neg.sum())}
             for name in names:
@@ -196,6 +234,8 @@ def main() -> None:
     ap.add_argument("--markdown", type=Path, default=None)
     ap.add_argument("--records", type=Path, default=None,
                     help="also write every file's scan record per variant (JSON Lines), to inspect or refit on")
+    ap.add_argument("--from-records", type=Path, default=None, metavar="RECORDS",
+                    help="make the tables from the records an earlier --records run wrote, without screening")
     args = ap.parse_args()
 
     include = set(args.include) if args.include is not None else None
@@ -205,12 +245,20 @@ def main() -> None:
         items = [i for i in items if i.source not in trained]
     if not items:
         raise SystemExit("no images found")
-    screener = Screener(device=args.device, workers=args.workers, torch_threads="auto")
     fusion = load_json("fusion.json")
     results: dict[str, Any] = {"thresholds": fusion["thresholds"], "fusion": fusion["version"],
                                "sources": sorted({i.source for i in items}), "variants": {}}
     if args.recrop_seed:  # absent: seed 0
         results["recrop_seed"] = args.recrop_seed
+    if args.from_records:
+        read = read_records(args.from_records, accept=lambda v: isinstance(v, dict) and "variant" in v)
+        stored = rows_from_records(read.records, items)
+        for variant in args.variants:
+            if variant in stored:
+                results["variants"][variant] = metrics(stored[variant])
+        _write(results, args)
+        return
+    screener = Screener(device=args.device, workers=args.workers, torch_threads="auto")
     if args.records:
         args.records.write_text("", encoding="utf-8")
     for variant in args.variants:
@@ -220,6 +268,10 @@ def main() -> None:
         if args.records and records:  # after each variant: a stopped run keeps what it finished
             with args.records.open("a", encoding="utf-8") as out:
                 out.writelines(json.dumps(r) + "\n" for r in records)
+    _write(results, args)
+
+
+def _write(results: dict[str, Any], args: argparse.Namespace) -> None:
     text = markdown(results)
     print(text)
     if args.json:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,3 +60,49 @@ def test_records_name_each_file_and_variant_and_match_the_scores(tmp_path: Path)
         assert rec["score"] == row["scores"]["fused"] and rec["verdict"] == row["verdict"]
     judged = records[-1]
     assert judged["status"] == "ok" and judged["checks"]["cnn"]["score"] == rows[-1]["scores"]["cnn"]
+
+
+def test_generator_family_is_the_first_word_of_the_generator() -> None:
+    assert evaluate.generator_family("stylegan2-ada-ffhq") == "stylegan2"
+    assert evaluate.generator_family("diffusion-sd21") == "diffusion"
+    assert evaluate.generator_family("StyleGAN3") == "stylegan3"
+    assert evaluate.generator_family("") == "unknown"
+
+
+def _row(key: str, label: int, source: str, generator: str, fused: float, aligned: bool = False) -> dict:
+    return {"key": key, "label": label, "source": source, "aligned": aligned, "generator": generator,
+            "status": "ok", "verdict": "gan" if fused > 0.5 else "real", "scores": {"fused": fused}}
+
+
+def test_table_has_a_row_per_generator_family_counting_only_its_faces() -> None:
+    rows = [_row("gan/a__1.png", 1, "gan/a", "stylegan2-ffhq", 0.9),
+            _row("gan/a__2.png", 1, "gan/a", "stylegan2-ada-custom", 0.2),
+            _row("gan/b__1.png", 1, "gan/b", "diffusion-sd21", 0.8),
+            _row("real/r__1.png", 0, "real/r", "real-misc", 0.3),
+            _row("real/r__2.png", 0, "real/r", "real-misc", 0.1)]
+    table = {(e["gan"], e["vs"]): e for e in evaluate.metrics(rows)["table"]}
+    assert [g for g, vs in table if vs == "ordinary"] == ["all GAN", "family diffusion", "family stylegan2",
+                                                          "gan/a", "gan/b"]
+    assert table[("family stylegan2", "ordinary")]["n_gan"] == 2
+    assert table[("family diffusion", "ordinary")]["fused"]["auc"] == 1.0  # 0.8 above both reals
+    assert table[("family stylegan2", "ordinary")]["fused"]["auc"] == 0.75  # 0.9 above both reals, 0.2 above one
+    # One family only: no family rows.
+    one = [r for r in rows if r["source"] != "gan/b"]
+    assert all(not e["gan"].startswith("family ") for e in evaluate.metrics(one)["table"])
+
+
+def test_tables_from_stored_records_equal_the_tables_of_the_scan(tmp_path: Path) -> None:
+    items = _items(tmp_path, ["a"])
+    records = [{"key": "gan/a.png", "variant": "as_found", "score": 0.7, "status": "ok", "verdict": "gan",
+                "checks": {"cnn": {"score": 0.6}}},
+               {"key": "gan/gone.png", "variant": "as_found", "score": 0.1, "status": "ok", "verdict": "real",
+                "checks": {}}]
+    rows = evaluate.rows_from_records(records, items)
+    assert list(rows) == ["as_found"]
+    assert rows["as_found"] == [{"key": "gan/a.png", "label": 1, "source": "gan/x", "aligned": False,
+                                 "generator": "", "status": "ok", "verdict": "gan",
+                                 "scores": {"fused": 0.7, "cnn": 0.6}}]
+    # A file of the set with no record in a variant stops it: the table would silently shrink.
+    items += _items(tmp_path, ["b"])
+    with pytest.raises(SystemExit, match="1 of 2 files have no record"):
+        evaluate.rows_from_records(records, items)
