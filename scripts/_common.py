@@ -41,16 +41,27 @@ UNSEEN_SOURCES = ["gan/analemasg3", "gan/asiimov", "gan/dcface", "gan/ilvr", "ga
                   "real/pulid", "real/realfacessd"]
 
 
+# The protocol's `E2` sources: round 4 (scripts/data/round4_manifest.tsv), fetched after every
+# shipped model, fit and threshold was made: thispersondoesnotexist scrapes and study stimuli
+# (StyleGAN2, 1024 px), studio portraits, and the FFHQ photos of a perception study. Like `E`,
+# no model, fit, threshold or choice may use them; they serve the evaluation table only.
+UNSEEN2_SOURCES = ["gan/fakesurvey", "gan/tpdneagile", "gan/tpdnejung", "gan/tpdnename", "gan/tpdnesulfur",
+                   "gan/tpdneu1i", "real/amfd", "real/fakesurvey", "real/frlcanada", "real/frllondon"]
+
+
 # Round-3 sources used for training (model card, Data: Round 3, role "train"); every source of
 # the round-2 collection that is not an `F` source is a training source too.
 ROUND3_TRAIN_SOURCES = frozenset({"gan/ailab140k", "real/ailab140k", "real/utkface", "gan/sdfd"})
 
 
 def role_of(key: str) -> str:
-    """The protocol role of 'label/file': ``unseen`` (`E`), ``fit`` (`F`) or ``train``."""
+    """The protocol role of 'label/file': ``unseen`` (`E`), ``unseen2`` (`E2`), ``fit`` (`F`)
+    or ``train``."""
     source = source_of(key)
     if source in UNSEEN_SOURCES:
         return "unseen"
+    if source in UNSEEN2_SOURCES:
+        return "unseen2"
     return "fit" if source in FIT_SOURCES else "train"
 
 

@@ -13,16 +13,17 @@ whose roles differ, and verifies it as the campaign does, by keypoints
 pixels correlate). Roles:
 
 - ``unseen``: the sources of ``_common.UNSEEN_SOURCES`` (`E`);
+- ``unseen2``: ``_common.UNSEEN2_SOURCES`` (`E2`, round 4);
 - ``fit``: ``_common.FIT_SOURCES`` (`F`);
 - ``train``: every other source.
 
-A verified pair between ``unseen`` and another role, or between ``fit`` and ``train``, is a
-leak. Hash candidates that keypoints do not verify are listed too (faces aligned alike
+A verified pair between two roles is a leak (``make_splits.py --exclude-leaks`` drops its more
+held-out side: ``unseen2``, then ``unseen``, then ``fit``). Hash candidates that keypoints do not verify are listed too (faces aligned alike
 collide within a few bits; so do two renderings of one generator seed), but are not leaks.
 Pairs inside one role are only counted. Exit status 1 when a leak is found, so the check can
 gate a new round of data.
 
-    python scripts/check_leakage.py --collections ../shared/data/faces ../round3 [--json leaks.json]
+    python scripts/check_leakage.py --collections ../shared/data/faces ../round3 [../round4] [--json leaks.json]
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ rows of its files:
 | folder | card's name | what |
 |---|---|---|
 | ``unseen`` | ``UNSEEN`` (``E``) | the 22 sources of ``_common.UNSEEN_SOURCES``: the evaluation table only |
+| ``unseen2`` | ``UNSEEN2`` (``E2``) | round 4's sources (``_common.UNSEEN2_SOURCES``): the evaluation table only |
 | ``fit`` | ``FIT`` (``F``) | the sources of ``_common.FIT_SOURCES`` from every collection |
 | ``round3-fit`` | ``R3FIT`` | the ``F`` sources of round 3 alone (``train_cnn.py`` reads the shared ones itself) |
 | ``ailab140k`` | ``AILAB140K`` | the 140k set's StyleGAN1 fakes and FFHQ photos (round-3 training) |
@@ -40,10 +41,17 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_DATA, FIT_SOURCES, ROUND3_TRAIN_SOURCES, UNSEEN_SOURCES, source_of  # noqa: E402
+from _common import (  # noqa: E402
+    DEFAULT_DATA,
+    FIT_SOURCES,
+    ROUND3_TRAIN_SOURCES,
+    UNSEEN2_SOURCES,
+    UNSEEN_SOURCES,
+    source_of,
+)
 
 LABELS = ("gan", "real")
-HELD_OUT_ORDER = {"unseen": 2, "fit": 1, "train": 0}  # the more held-out side of a leak is dropped
+HELD_OUT_ORDER = {"unseen2": 3, "unseen": 2, "fit": 1, "train": 0}  # the more held-out side of a leak is dropped
 
 
 def folder_sources(collection: Path, shared: bool) -> dict[str, frozenset[str]]:
@@ -56,6 +64,7 @@ def folder_sources(collection: Path, shared: bool) -> dict[str, frozenset[str]]:
         return {"fit": fit}
     return {
         "unseen": frozenset(UNSEEN_SOURCES),
+        "unseen2": frozenset(UNSEEN2_SOURCES),
         "fit": fit,
         "round3-fit": fit,
         "ailab140k": frozenset({"gan/ailab140k", "real/ailab140k"}),
@@ -67,7 +76,7 @@ def unassigned(keys: list[str], shared: bool) -> Counter[str]:
     """Files per source of a round-3-style collection that no role names."""
     if shared:
         return Counter()
-    known = set(FIT_SOURCES) | set(UNSEEN_SOURCES) | ROUND3_TRAIN_SOURCES
+    known = set(FIT_SOURCES) | set(UNSEEN_SOURCES) | set(UNSEEN2_SOURCES) | ROUND3_TRAIN_SOURCES
     return Counter(source_of(k) for k in keys if source_of(k) not in known)
 
 

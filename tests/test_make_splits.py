@@ -61,6 +61,30 @@ def test_roles(tmp_path: Path) -> None:
     assert make_splits.lay_out([shared, round3], shared, out) == counts
 
 
+def test_round_four_sources_go_to_unseen2_only(tmp_path: Path) -> None:
+    shared = _collection(tmp_path / "shared", ["gan/sg3perc__1.png"])
+    round3 = _collection(tmp_path / "round3", ["gan/tedigan__1.png", "real/asiimov__1.jpg"])
+    round4 = _collection(tmp_path / "round4", ["gan/tpdnejung__000_1.jpg", "real/frllondon__neutral_1.jpg",
+                                               "real/fakesurvey__person_1.png"])
+    out = tmp_path / "out"
+    counts = make_splits.lay_out([shared, round3, round4], shared, out)
+    assert _files(out / "unseen2") == {"gan/tpdnejung__000_1.jpg", "real/frllondon__neutral_1.jpg",
+                                       "real/fakesurvey__person_1.png"}
+    assert _files(out / "unseen") == {"gan/tedigan__1.png", "real/asiimov__1.jpg"}
+    assert counts["unseen2"] == {"gan": 1, "real": 2}
+    for name in ("fit", "round3-fit", "ailab140k", "utkface"):
+        assert not {k for k in _files(out / name) if "tpdne" in k or "frl" in k or "fakesurvey" in k}
+    # A copy of an E photo in round 4 leaves E2, not E.
+    leaks = tmp_path / "leaks.json"
+    leaks.write_text(json.dumps({"leaks": [
+        {"a": str(round3 / "real/asiimov__1.jpg"), "a_role": "unseen",
+         "b": str(round4 / "real/frllondon__neutral_1.jpg"), "b_role": "unseen2"}]}), encoding="utf-8")
+    out2 = tmp_path / "out2"
+    make_splits.lay_out([shared, round3, round4], shared, out2, make_splits.leaked_keys(leaks))
+    assert "real/frllondon__neutral_1.jpg" not in _files(out2 / "unseen2")
+    assert "real/asiimov__1.jpg" in _files(out2 / "unseen")
+
+
 def test_a_source_without_a_role_stops_the_layout(tmp_path: Path) -> None:
     shared = _collection(tmp_path / "shared", ["gan/sg3perc__1.png"])
     round3 = _collection(tmp_path / "round3", ["gan/tedigan__1.png", "gan/newsource__1.png"])
@@ -71,8 +95,10 @@ def test_a_source_without_a_role_stops_the_layout(tmp_path: Path) -> None:
 
 
 def test_unseen_and_fit_never_overlap() -> None:
-    assert not set(make_splits.UNSEEN_SOURCES) & set(make_splits.FIT_SOURCES)
-    assert not (set(make_splits.UNSEEN_SOURCES) | set(make_splits.FIT_SOURCES)) & make_splits.ROUND3_TRAIN_SOURCES
+    unseen, unseen2 = set(make_splits.UNSEEN_SOURCES), set(make_splits.UNSEEN2_SOURCES)
+    fit = set(make_splits.FIT_SOURCES)
+    assert not unseen & fit and not unseen2 & fit and not unseen & unseen2
+    assert not (unseen | unseen2 | fit) & make_splits.ROUND3_TRAIN_SOURCES
 
 
 def test_the_held_out_side_of_a_leak_is_left_out(tmp_path: Path) -> None:
