@@ -104,16 +104,19 @@ def variant_files(items: list[Item], variant: str, folder: Path, seed: int = 0) 
         if variant == "as_found":
             yield item, item.path
             continue
+        suffix = ".png" if variant == "recropped" else ".jpg"
+        target = folder / (item.key.replace("/", "__") + suffix)
         try:
             img = load_image(item.path).pil()
         except ImageLoadError:
-            yield item, item.path  # the scan reports the same error
+            # An empty variant file: the scan records an error for this variant. Never the
+            # file itself, which would put as-found scores under another variant's name.
+            target.write_bytes(b"")
+            yield item, target
             continue
         if variant == "recropped":
-            target = folder / (item.key.replace("/", "__") + ".png")
             recrop(img, file_rng(item.key, seed)).save(target)
         else:
-            target = folder / (item.key.replace("/", "__") + ".jpg")
             target.write_bytes(platform_copy(img, 256, 60))
         yield item, target
 

@@ -106,3 +106,17 @@ def test_tables_from_stored_records_equal_the_tables_of_the_scan(tmp_path: Path)
     items += _items(tmp_path, ["b"])
     with pytest.raises(SystemExit, match="1 of 2 files have no record"):
         evaluate.rows_from_records(records, items)
+
+
+def test_a_file_unreadable_when_its_variant_is_made_is_an_error_not_the_original(tmp_path: Path) -> None:
+    items = _items(tmp_path, ["a", "b"])
+    items[1].path.write_bytes(b"not an image")  # readable once, broken when the variant is made
+    out = tmp_path / "variants"
+    out.mkdir()
+    pairs = dict((item.key, path) for item, path in evaluate.variant_files(items, "recropped", out))
+    assert pairs["gan/a.png"].parent == out and pairs["gan/a.png"].stat().st_size > 0
+    assert pairs["gan/b.png"] != items[1].path and pairs["gan/b.png"].stat().st_size == 0
+    from ganscreen import Screener
+
+    rows = evaluate.screen(items, "recropped", Screener(device="cpu", workers=1, torch_threads=1))
+    assert [r["status"] for r in rows] == ["no_face", "error"]
