@@ -4,13 +4,17 @@
     ganscreen scan UNSEEN -o unseen.jsonl
     ganscreen scan FIT -o fit.jsonl
     python scripts/flag_rates.py E=unseen.jsonl:UNSEEN F=fit.jsonl:FIT [--write [--note TEXT]]
+        [--keep] [--quote E E2]
 
 Each argument names a population (``E``, ``F``), a scan of a collection folder and the folder
 (its ``SOURCES.tsv`` says which real photos are dataset-aligned). The population is the
 ordinary (not dataset-aligned) real photos that screened ``ok``; for each registered flag the
 script prints the share of them carrying it, per population and per source. ``--write`` puts
 the shares into ``models/checks.json`` (``flag_rates``), which the report's plain-words line
-of each flag quotes (its ``E`` share) and a test checks against that line.
+of each flag quotes and a test checks against that line: the highest share among the
+``--quote`` populations (the unseen sets; default ``E``), stored as ``quoted``. ``--keep``
+keeps the stored shares of the populations this run does not name (a new population can be
+added without rescanning the others).
 """
 
 from __future__ import annotations
@@ -45,6 +49,12 @@ def rates(rows: list[tuple[str, tuple[str, ...]]], names: list[str]) -> dict[str
     return {name: round(counts[name] / len(rows), 4) if rows else 0.0 for name in names}
 
 
+def _stored_populations() -> list[str]:
+    """The populations ``checks.json`` holds shares of now."""
+    rates = json.loads(CHECKS_JSON.read_text(encoding="utf-8")).get("flag_rates", {})
+    return sorted({p for v in rates.values() if isinstance(v, dict) for p in v})
+
+
 def parse_population(text: str) -> tuple[str, Path, Path]:
     name, _, rest = text.partition("=")
     scan, _, data = rest.partition(":")
@@ -58,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("populations", nargs="+", type=parse_population, metavar="NAME=SCAN:DATA")
     ap.add_argument("--write", action="store_true", help="store the shares in models/checks.json")
     ap.add_argument("--note", default="", help="what the populations are, stored with the shares")
+    ap.add_argument("--keep", action="store_true", help="keep the stored shares of populations not named here")
+    ap.add_argument("--quote", nargs="+", default=["E"], metavar="NAME",
+                    help="populations whose highest share the flags' plain-words lines quote (default: E)")
     args = ap.parse_args(argv)
+    named = {population for population, _, _ in args.populations}
+    if not set(args.quote) <= named | (set(_stored_populations()) if args.keep else set()):
+        ap.error(f"--quote names a population that has no shares: {' '.join(args.quote)}")
     names = sorted(registered_flags())
     result: dict[str, Any] = {name: {} for name in names}
     described = []
@@ -76,12 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result, indent=2))
     if args.write:
         checks = json.loads(CHECKS_JSON.read_text(encoding="utf-8"))
-        checks["flag_rates"] = {
-            "population": "ordinary (not dataset-aligned) real photos that screened ok: " + ", ".join(described)
-                          + (f" ({args.note})" if args.note else ""),
-            "command": "python scripts/flag_rates.py " + " ".join(f"{p}={s}:{d}" for p, s, d in args.populations),
-            **result,
-        }
+        population = ("ordinary (not dataset-aligned) real photos that screened ok: " + ", ".join(described)
+                      + (f" ({args.note})" if args.note else ""))
+        command = "python scripts/flag_rates.py " + " ".join(f"{p}={s}:{d}" for p, s, d in args.populations)
+        if args.keep:
+            old = checks.get("flag_rates", {})
+            for name in names:
+                kept = {p: v for p, v in old.get(name, {}).items() if p not in named}
+                result[name] = {**kept, **result[name]}
+            population += f"; kept from the previous run: {old.get('population', '')}"
+            command += f" (kept: {old.get('command', '')})"
+        checks["flag_rates"] = {"population": population, "command": command, "quoted": list(args.quote), **result}
         CHECKS_JSON.write_text(json.dumps(checks, indent=2) + "\n", encoding="utf-8")
         print(f"wrote flag_rates to {CHECKS_JSON}", file=sys.stderr)
     return 0

@@ -63,6 +63,25 @@ def test_smearing_a_straight_lined_backdrop_raises_the_score() -> None:
     assert smear_r.score > plain_r.score
 
 
+def test_a_plain_backdrop_is_not_judged() -> None:
+    """A flat wall has no structure to distort: no score, no flag, a reason that says so."""
+    from ganscreen.checks import CheckContext
+    from ganscreen.checks.backdrop import MIN_TEXTURED, BackdropCheck
+    from ganscreen.faces import Face
+
+    rgb, box = _scene(False)
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:256, 0:256]
+    face = (xx - 128) ** 2 / 40**2 + (yy - 110) ** 2 / 50**2 <= 1
+    plain = np.where(face[:, :, None], rgb, np.clip(200 + rng.normal(0, 1.5, rgb.shape), 0, 255)).astype(np.uint8)
+    face_obj = Face(box=box, landmarks=np.zeros((5, 2), np.float32), confidence=0.99)
+    striped = BackdropCheck().run(CheckContext(image=rgb, faces=(face_obj,), face=face_obj, aligned=None))
+    flat = BackdropCheck().run(CheckContext(image=plain, faces=(face_obj,), face=face_obj, aligned=None))
+    assert striped.score is not None and striped.measures["textured_fraction"] >= MIN_TEXTURED
+    assert flat.score is None and not flat.flags and "plain" in (flat.reason or "")
+    assert flat.measures["textured_fraction"] < MIN_TEXTURED  # the measures stay in the record
+
+
 def test_tight_crop_is_not_judged(screener: Screener, samples) -> None:  # noqa: ANN001
     from PIL import Image
 

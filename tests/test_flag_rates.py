@@ -63,6 +63,24 @@ def test_write_stores_every_registered_flag_per_population(population: tuple[Pat
     assert rates["command"].startswith("python scripts/flag_rates.py E=")
 
 
+def test_keep_adds_a_population_and_quote_names_what_the_texts_quote(
+        population: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scan, data = population
+    checks = tmp_path / "checks.json"
+    checks.write_text(json.dumps({"flag_rates": {"population": "old pops", "command": "old cmd",
+                                                 "cnn_artifacts": {"E": 0.1, "U": 0.2}}}), encoding="utf-8")
+    monkeypatch.setattr(flag_rates, "CHECKS_JSON", checks)
+    assert flag_rates.main([f"E2={scan}:{data}", "--write", "--keep", "--quote", "E", "E2"]) == 0
+    rates = json.loads(checks.read_text(encoding="utf-8"))["flag_rates"]
+    assert rates["cnn_artifacts"] == {"E": 0.1, "U": 0.2, "E2": 0.5}  # kept, and the new one added
+    assert rates["quoted"] == ["E", "E2"]
+    assert "old pops" in rates["population"] and "old cmd" in rates["command"]
+    # Without --keep the old shares go, and a quoted population must then be measured.
+    with pytest.raises(SystemExit) as exc:
+        flag_rates.main([f"E2={scan}:{data}", "--write", "--quote", "E"])
+    assert exc.value.code == 2
+
+
 def test_a_malformed_population_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as exc:
         flag_rates.main(["E=only-a-scan.jsonl"])

@@ -209,14 +209,14 @@ SPEC = CheckSpec(
     flags=(Flag(
         FLAG,
         description="eyes sit on the FFHQ/StyleGAN alignment template (a generated face, or a photo "
-                    "lifted from FFHQ-style datasets); fires on 4 % of ordinary real photos",
+                    "lifted from FFHQ-style datasets); fires on up to 4 % of ordinary real photos",
         words="FFHQ-aligned eyes",
         campaign="sit on the StyleGAN (FFHQ) alignment template",
     ), Flag(
         RECROP_FLAG,
         description="the face is a crop of a StyleGAN/FFHQ-aligned frame: eyes level and features "
                     "where StyleGAN puts them after an axis-aligned crop and resize (a re-cropped "
-                    "generated face, or a crop of a dataset photo); fires on 0.6 % of ordinary real photos",
+                    "generated face, or a crop of a dataset photo); fires on up to 0.6 % of ordinary real photos",
         words="re-cropped FFHQ frame",
         campaign="are crops of a StyleGAN (FFHQ) aligned frame",
     )),

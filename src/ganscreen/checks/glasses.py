@@ -253,7 +253,7 @@ SPEC = CheckSpec(
     build=lambda device="cpu": GlassesCheck(),
     flags=(Flag(
         FLAG,
-        description="eyeglasses whose left and right halves disagree; fires on 0 % of ordinary real "
+        description="eyeglasses whose left and right halves disagree; fires on up to 0 % of ordinary real "
                     "photos (and rarely on GAN faces: weak evidence)",
         words="mismatched glasses",
         campaign="wear glasses whose two halves disagree",
