@@ -18,8 +18,9 @@ pixels correlate). Roles:
 - ``train``: every other source.
 
 A verified pair between two roles is a leak (``make_splits.py --exclude-leaks`` drops its more
-held-out side: ``unseen2``, then ``unseen``, then ``fit``). Hash candidates that keypoints do not verify are listed too (faces aligned alike
-collide within a few bits; so do two renderings of one generator seed), but are not leaks.
+held-out side: ``unseen2``, then ``unseen``, then ``fit``). Hash candidates that keypoints do
+not verify are listed too (faces aligned alike collide within a few bits; so do two renderings
+of one generator seed), but are not leaks.
 Pairs inside one role are only counted. Exit status 1 when a leak is found, so the check can
 gate a new round of data.
 

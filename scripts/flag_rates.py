@@ -49,12 +49,6 @@ def rates(rows: list[tuple[str, tuple[str, ...]]], names: list[str]) -> dict[str
     return {name: round(counts[name] / len(rows), 4) if rows else 0.0 for name in names}
 
 
-def _stored_populations() -> list[str]:
-    """The populations ``checks.json`` holds shares of now."""
-    rates = json.loads(CHECKS_JSON.read_text(encoding="utf-8")).get("flag_rates", {})
-    return sorted({p for v in rates.values() if isinstance(v, dict) for p in v})
-
-
 def parse_population(text: str) -> tuple[str, Path, Path]:
     name, _, rest = text.partition("=")
     scan, _, data = rest.partition(":")
@@ -73,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="populations whose highest share the flags' plain-words lines quote (default: E)")
     args = ap.parse_args(argv)
     named = {population for population, _, _ in args.populations}
-    if not set(args.quote) <= named | (set(_stored_populations()) if args.keep else set()):
+    checks = json.loads(CHECKS_JSON.read_text(encoding="utf-8"))  # read once: --keep and --write
+    old = checks.get("flag_rates", {}) if args.keep else {}
+    stored = {p for v in old.values() if isinstance(v, dict) for p in v}
+    if not set(args.quote) <= named | stored:
         ap.error(f"--quote names a population that has no shares: {' '.join(args.quote)}")
     names = sorted(registered_flags())
     result: dict[str, Any] = {name: {} for name in names}
@@ -91,12 +88,10 @@ def main(argv: list[str] | None = None) -> int:
                     ["source", "n", *names]))
     print(json.dumps(result, indent=2))
     if args.write:
-        checks = json.loads(CHECKS_JSON.read_text(encoding="utf-8"))
         population = ("ordinary (not dataset-aligned) real photos that screened ok: " + ", ".join(described)
                       + (f" ({args.note})" if args.note else ""))
         command = "python scripts/flag_rates.py " + " ".join(f"{p}={s}:{d}" for p, s, d in args.populations)
         if args.keep:
-            old = checks.get("flag_rates", {})
             for name in names:
                 kept = {p: v for p, v in old.get(name, {}).items() if p not in named}
                 result[name] = {**kept, **result[name]}
